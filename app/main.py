@@ -1,0 +1,46 @@
+"""Assembles the FastAPI app; heavy state (model, indexes) loads once in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app.api.errors import install_error_handlers
+from app.api.routes import health, photos, search
+from app.core.config import Settings, get_settings
+from app.core.metrics import install_metrics
+from app.services.search import SearchService
+from app.storage.db import make_engine, migrate, session_factory
+from models.encoder import Encoder
+from models.registry import create_encoder
+
+
+def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url)
+        await run_in_threadpool(migrate, engine)
+        model = encoder or await run_in_threadpool(
+            create_encoder, settings.model, settings.checkpoint, settings.device
+        )
+        app.state.search = SearchService(settings, model, session_factory(engine))
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="photosearch",
+        summary="Private natural-language search over your own photos.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    install_metrics(app)
+    for module in (search, photos, health):
+        app.include_router(module.router)
+    return app

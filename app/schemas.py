@@ -1,0 +1,99 @@
+"""What crosses the HTTP boundary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.storage.tables import Caption, Photo
+
+MAX_K = 1000
+
+
+class TextSearch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(description="What the photo shows, in words.", examples=["a dog running on the beach"])
+    k: int = Field(default=20, ge=1, le=MAX_K, description="How many photos to return.")
+    offset: int = Field(default=0, ge=0, description="Skip this many (pagination).")
+    min_score: float | None = Field(default=None, ge=-1, le=1, description="Drop hits below this score.")
+    collections: list[str] | None = Field(default=None, description="Only these collections.")
+
+
+class PhotoIdQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    photo_id: int = Field(description="An indexed photo to use as the query.")
+    k: int = Field(default=20, ge=1, le=MAX_K)
+    offset: int = Field(default=0, ge=0)
+    min_score: float | None = Field(default=None, ge=-1, le=1)
+    collections: list[str] | None = None
+
+
+class PhotoPublic(BaseModel):
+    id: int
+    collection: str
+    path: str
+    folder: str
+    size: int
+    sha256: str
+    width: int | None
+    height: int | None
+    format: str | None
+    taken_at: datetime | None
+    camera_make: str | None
+    camera_model: str | None
+    status: str
+    error: str | None = None
+    captions: list[str]
+    file_url: str
+    thumbnail_url: str
+
+    @classmethod
+    def from_row(cls, photo: Photo) -> PhotoPublic:
+        return cls(
+            id=photo.id,
+            collection=photo.collection.name,
+            path=photo.path,
+            folder=photo.folder,
+            size=photo.size,
+            sha256=photo.sha256,
+            width=photo.width,
+            height=photo.height,
+            format=photo.format,
+            taken_at=photo.taken_at,
+            camera_make=photo.camera_make,
+            camera_model=photo.camera_model,
+            status=photo.status,
+            error=photo.error,
+            captions=[c.text for c in photo.captions],
+            file_url=f"/v1/photos/{photo.id}/file",
+            thumbnail_url=f"/v1/photos/{photo.id}/thumbnail",
+        )
+
+
+class PhotoHitPublic(BaseModel):
+    score: float = Field(description="Cosine similarity to the query, -1..1; higher is closer.")
+    photo: PhotoPublic
+
+
+class SearchResponse(BaseModel):
+    model: str
+    k: int
+    offset: int
+    hits: list[PhotoHitPublic]
+
+
+class CaptionHitPublic(BaseModel):
+    score: float
+    caption_id: int
+    text: str
+    photo_id: int
+
+    @classmethod
+    def from_row(cls, caption: Caption, score: float) -> CaptionHitPublic:
+        return cls(score=score, caption_id=caption.id, text=caption.text, photo_id=caption.photo_id)
+
+
+class AnnotateResponse(BaseModel):
+    model: str
+    captions: list[CaptionHitPublic]

@@ -1,0 +1,161 @@
+"""Search logic: text→photo, photo→photo, photo→caption. Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.core.errors import InvalidInputError, NotFoundError, NotReadyError, PayloadTooLargeError
+from app.services.index_cache import IndexCache, RawHit
+from app.storage import repository as repo
+from app.storage.tables import Caption, Collection, Photo
+from models.encoder import Encoder
+from models.images import ImageDecodeError, decode_photo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PhotoHit:
+    photo: Photo
+    score: float
+
+
+@dataclass
+class CaptionHit:
+    caption: Caption
+    score: float
+
+
+@dataclass
+class ImageQuery:
+    """Exactly one of the two: uploaded bytes or an indexed photo's id."""
+
+    upload: bytes | None = None
+    photo_id: int | None = None
+
+
+class SearchService:
+    def __init__(self, settings: Settings, encoder: Encoder, sessions: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.sessions = sessions
+        self.indexes = IndexCache(sessions, encoder.key)
+
+    # --- query vectors -------------------------------------------------------------------
+    def text_vector(self, query: str) -> np.ndarray:
+        text = " ".join(query.split())
+        if not text:
+            raise InvalidInputError("query is empty: describe the photo in a few words")
+        limit = self.settings.api.max_query_chars
+        if len(text) > limit:
+            raise InvalidInputError(f"query is {len(text):,} characters long; the limit is {limit:,}")
+        vector: np.ndarray = self.encoder.encode_texts([text])[0]
+        return vector
+
+    def image_vector(self, query: ImageQuery) -> np.ndarray:
+        if (query.upload is None) == (query.photo_id is None):
+            raise InvalidInputError("give either an image upload or a photo_id, not both or neither")
+        if query.photo_id is not None:
+            return self._stored_vector(query.photo_id)
+        assert query.upload is not None
+        limit = self.settings.api.max_upload_bytes
+        if len(query.upload) > limit:
+            raise PayloadTooLargeError(f"upload is {len(query.upload):,} bytes; the limit is {limit:,}")
+        try:
+            decoded = decode_photo(query.upload, self.settings.indexer.max_image_pixels)
+        except ImageDecodeError as exc:
+            raise InvalidInputError(f"upload is not a usable image: {exc}") from exc
+        vector: np.ndarray = self.encoder.encode_images([decoded.image])[0]
+        return vector
+
+    def _stored_vector(self, photo_id: int) -> np.ndarray:
+        with self.sessions() as session:
+            photo = repo.get_photo(session, photo_id=photo_id)
+            if photo is None:
+                raise NotFoundError(f"no photo with id {photo_id}")
+            vector = repo.get_photo_vector(
+                session, photo_id=photo_id, model_key=self.encoder.key, dim=self.encoder.dim
+            )
+        if vector is None:
+            raise NotFoundError(
+                f"photo {photo_id} has no vector for model {self.encoder.key} "
+                f"(status: {photo.status}); run `photosearch index` on its folder"
+            )
+        return vector
+
+    # --- searches --------------------------------------------------------------------------
+    def collection_ids(self, names: list[str] | None) -> list[int] | None:
+        if not names:
+            return None
+        with self.sessions() as session:
+            found = dict(
+                session.execute(select(Collection.name, Collection.id).where(Collection.name.in_(names)))
+                .tuples()
+                .all()
+            )
+        missing = sorted(set(names) - set(found))
+        if missing:
+            raise NotFoundError(f"unknown collection(s): {missing}")
+        return list(found.values())
+
+    def photos_near(
+        self,
+        vector: np.ndarray,
+        *,
+        k: int,
+        offset: int = 0,
+        min_score: float | None = None,
+        collections: list[str] | None = None,
+        exclude: int | None = None,
+    ) -> list[PhotoHit]:
+        self._check_k(k, offset)
+        wanted = k + offset + (1 if exclude is not None else 0)
+        raw = self.indexes.search("photos", vector, wanted, self.collection_ids(collections))
+        if not raw and not self.indexes.current("photos"):
+            raise NotReadyError("nothing is indexed for this model yet: run `photosearch index PATH`")
+        raw = [h for h in raw if h.id != exclude and (min_score is None or h.score >= min_score)]
+        raw = raw[offset : offset + k]
+        with self.sessions() as session:
+            photos = repo.get_photos(session, ids=[h.id for h in raw])
+        return [PhotoHit(photos[h.id], h.score) for h in raw if h.id in photos]
+
+    def search_text(self, query: str, *, k: int, **filters: object) -> list[PhotoHit]:
+        return self.photos_near(self.text_vector(query), k=k, **filters)  # type: ignore[arg-type]
+
+    def search_image(self, query: ImageQuery, *, k: int, **filters: object) -> list[PhotoHit]:
+        vector = self.image_vector(query)
+        return self.photos_near(vector, k=k, exclude=query.photo_id, **filters)  # type: ignore[arg-type]
+
+    def annotate(self, query: ImageQuery, *, k: int) -> list[CaptionHit]:
+        self._check_k(k, 0)
+        vector = self.image_vector(query)
+        raw: list[RawHit] = self.indexes.search("captions", vector, k)
+        if not raw and not self.indexes.current("captions"):
+            raise NotReadyError(
+                "no captions are indexed: attach some with `photosearch index PATH --captions FILE`"
+            )
+        with self.sessions() as session:
+            captions = repo.get_captions(session, ids=[h.id for h in raw])
+        return [CaptionHit(captions[h.id], h.score) for h in raw if h.id in captions]
+
+    def _check_k(self, k: int, offset: int) -> None:
+        if not 1 <= k <= self.settings.api.max_k:
+            raise InvalidInputError(f"k must be between 1 and {self.settings.api.max_k}; got {k}")
+        if offset < 0:
+            raise InvalidInputError(f"offset must be 0 or more; got {offset}")
+
+    def readiness(self) -> dict[str, object]:
+        with self.sessions() as session:
+            photos = repo.count_photos(session, status="ok")
+        return {
+            "model": self.encoder.key,
+            "photos": photos,
+            "indexed_vectors": self.indexes.total("photos"),
+            "caption_vectors": self.indexes.total("captions"),
+        }

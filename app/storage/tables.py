@@ -1,0 +1,112 @@
+"""SQL tables. Alembic migrations (migrations/) are the only way this schema changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Collection(Base):
+    __tablename__ = "collections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    root: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "path", name="uq_photos_collection_path"),
+        Index("ix_photos_sha256", "sha256"),
+        Index("ix_photos_taken_at", "taken_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)  # absolute
+    folder: Mapped[str] = mapped_column(Text, default="")  # relative to the collection root
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | ok | skipped
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    camera_make: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    camera_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    collection: Mapped[Collection] = relationship(lazy="joined")
+    captions: Mapped[list[Caption]] = relationship(
+        back_populates="photo",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Caption.id",
+    )
+
+
+class PhotoEmbedding(Base):
+    """One vector per (photo, exact model weights): the source the FAISS index is built from."""
+
+    __tablename__ = "photo_embeddings"
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, unit length
+
+
+class Caption(Base):
+    __tablename__ = "captions"
+    __table_args__ = (Index("ix_captions_photo_id", "photo_id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(400), default="")
+
+    photo: Mapped[Photo] = relationship(back_populates="captions")
+
+
+class CaptionEmbedding(Base):
+    __tablename__ = "caption_embeddings"
+    caption_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"), primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IndexBuild(Base):
+    """A FAISS file written for (collection, model, kind); the newest one is served."""
+
+    __tablename__ = "index_builds"
+    __table_args__ = (Index("ix_index_builds_lookup", "collection_id", "model_key", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    model_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # photos | captions
+    index_type: Mapped[str] = mapped_column(String(32))  # flat | hnsw | ivfpq
+    path: Mapped[str] = mapped_column(Text)
+    vectors: Mapped[int] = mapped_column(Integer)
+    dim: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[str] = mapped_column(String(64))  # sha256 of ids + vectors it was built from
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,104 @@
+"""FAISS index files: chosen by size, written atomically, searched by id.
+
+Index ids are SQL row ids (photo id or caption id). Vectors are unit length, so the inner
+product is the cosine similarity.
+  flat   exact, up to `flat_max_vectors`
+  hnsw   HNSW32 graph, up to `hnsw_max_vectors`
+  ivfpq  IVF + PQ codes, re-ranked exactly with the full vectors (IndexRefineFlat)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+
+class IndexFileError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    kind: str
+    factory: str
+
+
+def plan_index(n_vectors: int, dim: int, flat_max: int = 50_000, hnsw_max: int = 1_000_000) -> IndexPlan:
+    if n_vectors <= flat_max:
+        return IndexPlan("flat", "Flat")
+    if n_vectors <= hnsw_max:
+        return IndexPlan("hnsw", "HNSW32,Flat")
+    lists = 1 << max(4, min(16, round(math.log2(4 * math.sqrt(n_vectors)))))
+    sub = next(m for m in (64, 48, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= dim)
+    return IndexPlan("ivfpq", f"IVF{lists},PQ{sub},RFlat")
+
+
+def build_index(vectors: np.ndarray, ids: np.ndarray, plan: IndexPlan) -> faiss.Index:
+    """vectors (n, d) float32 unit rows, ids (n,) int64 → an index answering with those ids."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    dim = vectors.shape[1]
+    inner = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+    if plan.kind == "hnsw":
+        faiss.downcast_index(inner).hnsw.efConstruction = 80
+    if not inner.is_trained:
+        inner.train(vectors)
+    index = faiss.IndexIDMap2(inner)
+    if len(vectors):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def write_index_atomic(index: faiss.Index, path: Path) -> None:
+    """Serialize to a temp file beside the target, fsync, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    data = faiss.serialize_index(index)
+    with open(tmp, "wb") as handle:
+        handle.write(data.tobytes())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_index(path: Path, mmap: bool = False) -> faiss.Index:
+    if not path.is_file():
+        raise IndexFileError(f"index file missing: {path}; run `photosearch index` to rebuild it")
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    try:
+        index = faiss.read_index(str(path), flags)
+    except RuntimeError as exc:
+        raise IndexFileError(f"index file unreadable: {path}: {exc}") from exc
+    _tune_for_search(index)
+    return index
+
+
+def _tune_for_search(index: faiss.Index) -> None:
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efSearch = 128
+    elif isinstance(inner, faiss.IndexRefine):
+        inner.k_factor = 8
+        base = faiss.downcast_index(inner.base_index)
+        if isinstance(base, faiss.IndexIVF):
+            base.nprobe = min(64, base.nlist)
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """queries (q, d) → (scores (q, k'), ids (q, k')) with k' = min(k, ntotal), padding dropped."""
+    k = min(k, index.ntotal)
+    if k <= 0:
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+    scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return scores, ids

@@ -1,0 +1,1 @@
+"""The `photosearch` command line: one entry point over models, indexer and service."""

@@ -1,0 +1,50 @@
+"""Terminal output for the CLI."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from app.services.search import PhotoHit
+from indexer.pipeline import IndexReport
+
+
+def print_hits(console: Console, query: str, hits: list[PhotoHit]) -> None:
+    table = Table(title=f"“{query}”", show_lines=False)
+    for column in ("#", "score", "id", "path", "caption"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, start=1):
+        caption = hit.photo.captions[0].text if hit.photo.captions else ""
+        table.add_row(str(rank), f"{hit.score:.3f}", str(hit.photo.id), hit.photo.path, caption)
+    console.print(table)
+
+
+def print_index_report(console: Console, report: IndexReport) -> None:
+    r = report.reconcile
+    table = Table(title=f"indexed collection “{report.collection}” in {report.seconds:.1f} s")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("photo files found", report.scanned),
+        ("new", r.new),
+        ("changed", r.changed),
+        ("unchanged", r.unchanged + r.touched),
+        ("renamed (vector kept)", r.renamed),
+        ("removed (file gone)", r.deleted),
+        ("embedded now", report.embedded),
+        ("skipped", len(report.skipped)),
+        ("caption vectors added", report.caption_vectors),
+    ]
+    if report.captions:
+        rows.append(("photos given captions", report.captions.photos))
+    if report.photo_index:
+        rows.append((f"photo index ({report.photo_index[0]})", report.photo_index[1]))
+    if report.caption_index:
+        rows.append((f"caption index ({report.caption_index[0]})", report.caption_index[1]))
+    for name, count in rows:
+        table.add_row(name, str(count))
+    console.print(table)
+    for path, reason in report.skipped[:20]:
+        console.print(f"[yellow]skipped[/yellow] {path}: {reason}")
+    if len(report.skipped) > 20:
+        console.print(f"… and {len(report.skipped) - 20} more skipped (see the log above)")

@@ -1,0 +1,93 @@
+"""Self-describing checkpoints: one safetensors file holding the weights, with the model config
+and training facts in its metadata, so a served model is rebuilt from the file alone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+FORMAT = "photosearch-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not one of ours."""
+
+
+@dataclass
+class Checkpoint:
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    info: dict[str, Any]
+    digest: str
+    path: Path
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    info: dict[str, Any] | None = None,
+) -> Path:
+    """Write weights + config atomically (temp file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(config, sort_keys=True),
+        "info": json.dumps(info or {}, sort_keys=True, default=str),
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=metadata)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def file_digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def read_checkpoint_config(path: Path) -> dict[str, Any]:
+    """Only the config, without loading tensors."""
+    return _open_metadata(Path(path))[0]
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    path = Path(path)
+    config, info = _open_metadata(path)
+    tensors: dict[str, torch.Tensor] = {}
+    with safe_open(str(path), framework="pt") as handle:
+        for key in handle.keys():  # noqa: SIM118 - safe_open is not a dict
+            tensors[key] = handle.get_tensor(key)
+    return Checkpoint(config, tensors, info, file_digest(path), path)
+
+
+def _open_metadata(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+        raise CheckpointError(f"{path} is not a safetensors file: {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a photosearch checkpoint (metadata format={metadata.get('format')!r}, "
+            f"expected {FORMAT!r})"
+        )
+    return json.loads(metadata["config"]), json.loads(metadata.get("info", "{}"))

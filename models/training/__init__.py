@@ -1,0 +1,1 @@
+"""Training and evaluation; imports the model code, never the reverse."""

@@ -1,0 +1,107 @@
+"""Retrieval metrics over a captioned gallery: R@1/5/10 and median rank, both directions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from models.encoder import Encoder
+from models.loading import iterate_photo_batches
+from models.training.data import load_captioned_photos
+
+
+@dataclass
+class RetrievalReport:
+    t2i_r1: float
+    t2i_r5: float
+    t2i_r10: float
+    t2i_medr: float
+    i2t_r1: float
+    i2t_r5: float
+    i2t_r10: float
+    i2t_medr: float
+    images: int
+    captions: int
+
+    @property
+    def rsum(self) -> float:
+        return self.t2i_r1 + self.t2i_r5 + self.t2i_r10 + self.i2t_r1 + self.i2t_r5 + self.i2t_r10
+
+    def to_dict(self) -> dict[str, float]:
+        return {**asdict(self), "rsum": self.rsum}
+
+    def markdown(self, title: str = "") -> str:
+        head = "| model | T→I R@1 | R@5 | R@10 | MedR | I→T R@1 | R@5 | R@10 | MedR | R@sum |"
+        sep = "|---|---|---|---|---|---|---|---|---|---|"
+        row = (
+            f"| {title} | {self.t2i_r1:.1f} | {self.t2i_r5:.1f} | {self.t2i_r10:.1f} | {self.t2i_medr:g} "
+            f"| {self.i2t_r1:.1f} | {self.i2t_r5:.1f} | {self.i2t_r10:.1f} | {self.i2t_medr:g} "
+            f"| {self.rsum:.1f} |"
+        )
+        return "\n".join([head, sep, row])
+
+    def write(self, json_path: Path, title: str = "") -> None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"model": title, **self.to_dict()}, indent=2))
+        json_path.with_suffix(".md").write_text(self.markdown(title) + "\n")
+
+
+def retrieval_report(
+    image_vectors: np.ndarray, text_vectors: np.ndarray, text_to_image: np.ndarray, chunk: int = 1024
+) -> RetrievalReport:
+    """image_vectors (n_img, d), text_vectors (n_txt, d), text_to_image (n_txt,) image index of each text.
+
+    Ranks are 1-based; image→text counts the best-ranked of an image's captions.
+    """
+    sims = text_vectors @ image_vectors.T  # (n_txt, n_img)
+    n_txt, n_img = sims.shape
+    true = sims[np.arange(n_txt), text_to_image]
+    t2i_ranks = (sims > true[:, None]).sum(axis=1) + 1  # (n_txt,)
+    i2t_ranks = np.full(n_img, np.iinfo(np.int64).max)
+    sims_t = sims.T  # (n_img, n_txt)
+    for start in range(0, n_img, chunk):
+        block = sims_t[start : start + chunk]  # (b, n_txt)
+        order = np.argsort(-block, axis=1)
+        owners = text_to_image[order]  # (b, n_txt) image of each ranked caption
+        hits = owners == np.arange(start, start + len(block))[:, None]
+        i2t_ranks[start : start + len(block)] = hits.argmax(axis=1) + 1
+    return RetrievalReport(
+        *_recalls(t2i_ranks),
+        *_recalls(i2t_ranks),
+        images=n_img,
+        captions=n_txt,
+    )
+
+
+def _recalls(ranks: np.ndarray) -> tuple[float, float, float, float]:
+    return (
+        100.0 * float((ranks <= 1).mean()),
+        100.0 * float((ranks <= 5).mean()),
+        100.0 * float((ranks <= 10).mean()),
+        float(np.median(ranks)),
+    )
+
+
+def evaluate_encoder(
+    encoder: Encoder, data: Path, split: str = "val", *, batch_size: int = 64, workers: int = 0
+) -> RetrievalReport:
+    """Embed a split's photos from their files and its captions through the public Encoder API."""
+    photos = load_captioned_photos(data, split)
+    image_vectors = np.zeros((len(photos), encoder.dim), dtype=np.float32)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"embedding {len(photos)} photos", total=len(photos))
+        for batch in iterate_photo_batches(
+            [p.path for p in photos], encoder.preprocess, batch_size=batch_size, workers=workers
+        ):
+            if batch.failures:
+                raise ValueError(f"evaluation photo failed to load: {batch.failures[:3]}")
+            image_vectors[batch.indices] = encoder.encode_image_batch(batch.pixels)
+            progress.advance(task, len(batch.indices))
+    texts = [c for p in photos for c in p.captions]
+    owners = np.array([i for i, p in enumerate(photos) for _ in p.captions])
+    text_vectors = encoder.encode_texts(texts)
+    return retrieval_report(image_vectors, text_vectors, owners)

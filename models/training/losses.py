@@ -1,0 +1,55 @@
+"""Contrastive losses over a batch of matched (image, text) unit vectors, both (batch, dim)."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def info_nce(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE (the CLIP loss) with a learned temperature."""
+    logits = logit_scale.exp().clamp(max=100.0) * image @ text.T  # (batch, batch)
+    targets = torch.arange(len(image), device=image.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def vse_hardest(image: torch.Tensor, text: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """VSE++: hinge on the hardest in-batch negative in each direction."""
+    scores = image @ text.T  # (batch, batch)
+    positive = scores.diag()
+    mask = torch.eye(len(scores), dtype=torch.bool, device=scores.device)
+    cost_text = (margin + scores - positive[:, None]).clamp(min=0).masked_fill(mask, 0)
+    cost_image = (margin + scores - positive[None, :]).clamp(min=0).masked_fill(mask, 0)
+    return cost_text.max(dim=1).values.mean() + cost_image.max(dim=0).values.mean()
+
+
+def triplet_shifted(image: torch.Tensor, text: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """Triplet loss with the batch shifted by one as negatives."""
+    negative_text = text.roll(1, dims=0)
+    negative_image = image.roll(1, dims=0)
+    positive = (image * text).sum(-1)
+    loss_i = (margin - positive + (image * negative_text).sum(-1)).clamp(min=0)
+    loss_t = (margin - positive + (negative_image * text).sum(-1)).clamp(min=0)
+    return (loss_i + loss_t).mean()
+
+
+def cosine(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Pull matched pairs together only (no negatives): 1 - cos."""
+    return (1 - (image * text).sum(-1)).mean()
+
+
+LOSSES = ("infonce", "vse_hardest", "triplet_shifted", "cosine")
+
+
+def contrastive_loss(
+    kind: str, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, margin: float = 0.2
+) -> torch.Tensor:
+    if kind == "infonce":
+        return info_nce(image, text, logit_scale)
+    if kind == "vse_hardest":
+        return vse_hardest(image, text, margin)
+    if kind == "triplet_shifted":
+        return triplet_shifted(image, text, margin)
+    if kind == "cosine":
+        return cosine(image, text)
+    raise ValueError(f"unknown loss {kind!r}; available: {list(LOSSES)}")

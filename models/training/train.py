@@ -1,0 +1,198 @@
+"""`photosearch train`: fit a joint model's heads on a captioned photo set.
+
+Frozen towers are run once and cached; each epoch then samples one caption per photo (so a
+batch never holds two captions of one photo as false negatives), with a flipped view of the
+photo half the time. Early stopping keeps the epoch with the best validation R@sum.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from models.checkpoint import save_checkpoint
+from models.encoder import PreprocessConfig
+from models.joint.model import JointModel
+from models.training.data import CaptionedPhoto, load_captioned_photos
+from models.training.evaluate import RetrievalReport, retrieval_report
+from models.training.features import image_features, text_features
+from models.training.losses import contrastive_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    patience: int = 6
+    seed: int = 0
+    loss: str = "infonce"
+    margin: float = 0.2
+    workers: int = 0
+    device: str = "cpu"
+    cache_dir: Path = Path("data/cache")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **overrides: Any) -> TrainOptions:
+        values = {k: v for k, v in config.get("train", {}).items() if k in cls.__dataclass_fields__}
+        values["loss"] = config.get("loss", {}).get("type", "infonce")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    val_rsum: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    best_epoch: int
+    report: RetrievalReport
+    history: list[EpochLog] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Features:
+    images: torch.Tensor  # (views, n_photos, image_dim)
+    texts: torch.Tensor  # (n_captions, text_dim)
+    caption_owner: np.ndarray  # (n_captions,) photo index
+    captions_of: list[list[int]]  # photo index → caption rows
+
+
+def _features(
+    model: JointModel,
+    photos: list[CaptionedPhoto],
+    views: tuple[str, ...],
+    opts: TrainOptions,
+    config: dict[str, Any],
+) -> _Features:
+    device = torch.device(opts.device)
+    preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
+    images = image_features(
+        model.image_tower,
+        preprocess,
+        [p.path for p in photos],
+        spec=config["image_tower"],
+        cache_dir=opts.cache_dir,
+        views=views,
+        device=device,
+        workers=opts.workers,
+    )
+    texts, owner, captions_of = [], [], []
+    for index, photo in enumerate(photos):
+        captions_of.append(list(range(len(texts), len(texts) + len(photo.captions))))
+        texts.extend(photo.captions)
+        owner.extend([index] * len(photo.captions))
+    text = text_features(
+        model.text_tower, texts, spec=config["text_tower"], cache_dir=opts.cache_dir, device=device
+    )
+    return _Features(torch.from_numpy(images), torch.from_numpy(text), np.array(owner), captions_of)
+
+
+@torch.no_grad()
+def _validate(model: JointModel, val: _Features) -> RetrievalReport:
+    model.eval()
+    image = model.embed_image_features(val.images[0]).numpy()
+    text = model.embed_text_features(val.texts).numpy()
+    return retrieval_report(image, text, val.caption_owner)
+
+
+def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOptions) -> TrainResult:
+    for tower in ("image_tower", "text_tower"):
+        spec = config[tower]
+        if spec.get("trainable_blocks") or spec.get("trainable"):
+            raise NotImplementedError(
+                f"{tower} is configured trainable; only frozen towers train in this version"
+            )
+    started = time.perf_counter()
+    random.seed(opts.seed)
+    np.random.seed(opts.seed)
+    torch.manual_seed(opts.seed)
+    model = JointModel(config)
+    train = _features(model, load_captioned_photos(data, "train"), ("original", "hflip"), opts, config)
+    val = _features(model, load_captioned_photos(data, "val"), ("original",), opts, config)
+
+    params = [p for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    n_photos = train.images.shape[1]
+    steps_per_epoch = math.ceil(n_photos / opts.batch_size)
+    total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    history: list[EpochLog] = []
+    best: tuple[float, int, dict[str, torch.Tensor], RetrievalReport] | None = None
+    generator = torch.Generator().manual_seed(opts.seed)
+    with Progress() as progress:
+        task = progress.add_task("training", total=opts.epochs)
+        for epoch in range(1, opts.epochs + 1):
+            epoch_start, losses = time.perf_counter(), []
+            model.train()
+            order = torch.randperm(n_photos, generator=generator)
+            for start in range(0, n_photos, opts.batch_size):
+                batch = order[start : start + opts.batch_size]
+                if len(batch) < 2:
+                    continue
+                views = torch.randint(0, train.images.shape[0], (len(batch),), generator=generator)
+                caption_rows = [random.choice(train.captions_of[i]) for i in batch.tolist()]
+                image = model.embed_image_features(train.images[views, batch])
+                text = model.embed_text_features(train.texts[caption_rows])
+                loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss))
+            report = _validate(model, val)
+            history.append(
+                EpochLog(epoch, float(np.mean(losses)), report.rsum, time.perf_counter() - epoch_start)
+            )
+            progress.update(
+                task,
+                advance=1,
+                description=f"epoch {epoch} loss {np.mean(losses):.3f} val R@sum {report.rsum:.1f}",
+            )
+            if best is None or report.rsum > best[0]:
+                best = (report.rsum, epoch, copy.deepcopy(model.checkpoint_state()), report)
+            elif epoch - best[1] >= opts.patience:
+                log.info("early stop at epoch %d (best %d)", epoch, best[1])
+                break
+    assert best is not None
+    seconds = time.perf_counter() - started
+    _, best_epoch, state, report = best
+    info = {
+        "best_epoch": best_epoch,
+        "val": report.to_dict(),
+        "train_seconds": round(seconds, 1),
+        "options": {k: str(v) for k, v in asdict(opts).items()},
+        "data": str(data),
+    }
+    save_checkpoint(out, config=config, state_dict=state, info=info)
+    from models.training.plots import plot_training_curves
+
+    plot_training_curves(history, out.with_suffix(".png"), title=str(config.get("name", out.stem)))
+    return TrainResult(out, best_epoch, report, history, seconds)
