@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import install_error_handlers
-from app.api.routes import health, photos, search
+from app.api.routes import classify, health, photos, search
 from app.core.config import Settings, get_settings
 from app.core.metrics import install_metrics
 from app.services.search import SearchService
@@ -41,6 +41,6 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.state.settings = settings
     install_error_handlers(app)
     install_metrics(app)
-    for module in (search, photos, health):
+    for module in (search, classify, photos, health):
         app.include_router(module.router)
     return app

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.storage.tables import Caption, Photo
 
 MAX_K = 1000
+TAGS_HELP = (  # zero-shot tags (indexer/labels.py)
+    "Only photos tagged with every one of these labels (case-insensitive); tags come from a label "
+    "set applied at index time."
+)
 
 
 class TextSearch(BaseModel):
@@ -18,6 +22,7 @@ class TextSearch(BaseModel):
     offset: int = Field(default=0, ge=0, description="Skip this many (pagination).")
     min_score: float | None = Field(default=None, ge=-1, le=1, description="Drop hits below this score.")
     collections: list[str] | None = Field(default=None, description="Only these collections.")
+    tags: list[str] | None = Field(default=None, max_length=20, description=TAGS_HELP, examples=[["dog"]])
 
 
 class PhotoIdQuery(BaseModel):
@@ -27,6 +32,7 @@ class PhotoIdQuery(BaseModel):
     offset: int = Field(default=0, ge=0)
     min_score: float | None = Field(default=None, ge=-1, le=1)
     collections: list[str] | None = None
+    tags: list[str] | None = Field(default=None, max_length=20, description=TAGS_HELP)
 
 
 class PhotoPublic(BaseModel):

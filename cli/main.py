@@ -158,12 +158,27 @@ def serve(
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
+@app.command()
+def samples(
+    dest: Annotated[Path, typer.Argument(help="Folder to copy them into.")] = Path("data/samples"),
+) -> None:
+    """Copy public-domain sample photos (shipped with scikit-image) into a folder to try photosearch on."""
+    from cli.samples import copy_samples
+
+    copied = copy_samples(dest)
+    console.print(f"{len(copied)} sample photos in {dest}")
+
+
 def _settings(model: str | None = None):  # type: ignore[no-untyped-def]
     from app.core.config import get_settings
 
     settings = get_settings()
     return settings.model_copy(update={"model": model}) if model else settings
 
+
+from cli.clip_commands import register as _register_clip_commands  # noqa: E402 - clip family (issue 4)
+
+_register_clip_commands(app)
 
 if __name__ == "__main__":
     app()

@@ -22,6 +22,7 @@ from app.storage.db import transaction
 from app.storage.tables import CaptionEmbedding, Photo, PhotoEmbedding
 from app.storage.vector_index import build_index, plan_index, write_index_atomic
 from indexer.captions import CaptionStats, attach_captions
+from indexer.labels import LabelOptions, apply_labels
 from indexer.reconcile import ReconcileStats, reconcile
 from indexer.scan import scan_folder
 from models.encoder import Encoder
@@ -42,6 +43,7 @@ class IndexOptions:
     flat_max_vectors: int = 50_000
     hnsw_max_vectors: int = 1_000_000
     show_progress: bool = True
+    labels: LabelOptions | None = None  # zero-shot tags stored per photo (indexer/labels.py)
 
 
 @dataclass
@@ -93,6 +95,8 @@ def index_folder(
     report.skipped.extend(report.reconcile.unreadable)
 
     _embed_photos(sessions, collection_id, encoder, opts, report)
+    if opts.labels is not None:
+        apply_labels(sessions, collection_id=collection_id, encoder=encoder, options=opts.labels)
     if captions_file is not None:
         with transaction(sessions) as session:
             report.captions = attach_captions(

@@ -48,6 +48,7 @@ def save_checkpoint(
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(tensors, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o644)
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)

@@ -79,6 +79,9 @@ class Encoder(ABC):
     preprocess: PreprocessConfig
     checkpoint_digest: str
     device: torch.device
+    # exp(learned temperature): zero-shot probabilities are softmax(logit_scale * cosine). 100.0 is
+    # CLIP's usual (clamped) value; families that learn one (clip) set their own.
+    logit_scale: float = 100.0
 
     @property
     def key(self) -> str:

@@ -61,6 +61,11 @@ def decode_photo(source: Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         stream: io.BytesIO | Path = io.BytesIO(source)
     else:
         stream = source
+        try:
+            if source.stat().st_size == 0:
+                raise ImageDecodeError("empty file (0 bytes)")
+        except OSError:
+            pass  # reported with its reason when opened below
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

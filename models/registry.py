@@ -70,6 +70,10 @@ def create_encoder(
 ) -> Encoder:
     """Build an encoder from a registered name (with an optional checkpoint) or a checkpoint path."""
     target = resolve_device(device)
+    if model.startswith("local-dir:"):  # clip: an open_clip folder needs no registered config
+        from models.clip.encoder import local_dir_config
+
+        return _build_clip(local_dir_config(model), model, target)
     as_path = Path(model)
     if checkpoint is None and as_path.suffix == ".safetensors":
         if not as_path.is_file():
@@ -78,8 +82,9 @@ def create_encoder(
         config = None
     else:
         config = load_model_config(model)
-    if config is not None and config.get("family") == "clip" and checkpoint is None:
-        return _build_clip(config, None, target)
+    if config is not None and config.get("family") == "clip":
+        # checkpoint: open_clip weights file, local-dir: folder or photosearch checkpoint; None searches
+        return _build_clip(config, checkpoint, target)
     ckpt_path = Path(checkpoint) if checkpoint is not None else find_checkpoint(model, config or {})
     if not ckpt_path.is_file():
         raise ModelNotFoundError(f"checkpoint file not found: {ckpt_path}")
@@ -98,7 +103,7 @@ def create_encoder(
 
 def _build_clip(config: dict[str, Any], ckpt: Any, device: torch.device) -> Encoder:
     try:
-        from models.clip.encoder import build_clip_encoder  # type: ignore[import-not-found]
+        from models.clip.encoder import build_clip_encoder
     except ImportError as exc:
         raise ModelNotFoundError("the clip family is not available in this build") from exc
     encoder: Encoder = build_clip_encoder(config, ckpt, device)

@@ -113,10 +113,14 @@ class SearchService:
         min_score: float | None = None,
         collections: list[str] | None = None,
         exclude: int | None = None,
+        tags: list[str] | None = None,
     ) -> list[PhotoHit]:
         self._check_k(k, offset)
         wanted = k + offset + (1 if exclude is not None else 0)
-        raw = self.indexes.search("photos", vector, wanted, self.collection_ids(collections))
+        if tags:
+            raw = self._tagged_hits(vector, wanted, self.collection_ids(collections), tags)
+        else:
+            raw = self.indexes.search("photos", vector, wanted, self.collection_ids(collections))
         if not raw and not self.indexes.current("photos"):
             raise NotReadyError("nothing is indexed for this model yet: run `photosearch index PATH`")
         raw = [h for h in raw if h.id != exclude and (min_score is None or h.score >= min_score)]
@@ -124,6 +128,32 @@ class SearchService:
         with self.sessions() as session:
             photos = repo.get_photos(session, ids=[h.id for h in raw])
         return [PhotoHit(photos[h.id], h.score) for h in raw if h.id in photos]
+
+    # --- tags filter (zero-shot tags, indexer/labels.py; clip family, issue 4) ------------------
+    EXACT_TAGGED_MAX = 5_000  # at most this many tagged photos: exact scores over their vectors
+
+    def _tagged_hits(
+        self, vector: np.ndarray, wanted: int, collection_ids: list[int] | None, tags: list[str]
+    ) -> list[RawHit]:
+        """The best `wanted` photos carrying every tag: exact when few, else a widening index search."""
+        with self.sessions() as session:
+            allowed = repo.photo_ids_with_tags(session, tags=tags, collection_ids=collection_ids)
+            if len(allowed) <= self.EXACT_TAGGED_MAX:
+                ids, _, vectors = repo.photo_vectors_for_ids(
+                    session, ids=sorted(allowed), model_key=self.encoder.key, dim=self.encoder.dim
+                )
+                scores = vectors @ vector  # (n,)
+                best = np.argsort(-scores, kind="stable")[:wanted]
+                return [RawHit(int(ids[i]), float(scores[i]), allowed[int(ids[i])]) for i in best]
+        fetch, total = wanted * 8, self.indexes.total("photos")
+        while True:
+            raw = self.indexes.search("photos", vector, fetch, collection_ids)
+            kept = [hit for hit in raw if hit.id in allowed]
+            if len(kept) >= wanted or fetch >= total:
+                return kept[:wanted]
+            fetch *= 4
+
+    # --- end tags filter ---------------------------------------------------------------------------
 
     def search_text(self, query: str, *, k: int, **filters: object) -> list[PhotoHit]:
         return self.photos_near(self.text_vector(query), k=k, **filters)  # type: ignore[arg-type]

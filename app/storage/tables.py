@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -109,4 +110,22 @@ class IndexBuild(Base):
     vectors: Mapped[int] = mapped_column(Integer)
     dim: Mapped[int] = mapped_column(Integer)
     signature: Mapped[str] = mapped_column(String(64))  # sha256 of ids + vectors it was built from
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- zero-shot tags (clip family, issue 4): indexer/labels.py writes, the tags search filter reads ---
+class PhotoTag(Base):
+    """A label that fits a photo, with its zero-shot probability; `source` names the label set and model."""
+
+    __tablename__ = "photo_tags"
+    __table_args__ = (
+        UniqueConstraint("photo_id", "source", "tag", name="uq_photo_tags_photo_source_tag"),
+        Index("ix_photo_tags_tag", "tag"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(200))  # stored lower-case: filters match case-insensitively
+    score: Mapped[float] = mapped_column(Float)  # probability among the label set, 0..1
+    source: Mapped[str] = mapped_column(String(300))  # "zeroshot:<label set digest>@<model key>"
+    photo_sha256: Mapped[str] = mapped_column(String(64))  # content tagged: a changed file is re-tagged
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

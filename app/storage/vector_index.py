@@ -35,7 +35,8 @@ def plan_index(n_vectors: int, dim: int, flat_max: int = 50_000, hnsw_max: int =
     if n_vectors <= hnsw_max:
         return IndexPlan("hnsw", "HNSW32,Flat")
     lists = 1 << max(4, min(16, round(math.log2(4 * math.sqrt(n_vectors)))))
-    sub = next(m for m in (64, 48, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= dim)
+    # PQ sub-vectors of >= 8 dimensions (64 bytes a vector at 512-d), as FAISS's guidelines suggest
+    sub = next((m for m in (64, 48, 32, 16, 8, 4) if dim % m == 0 and dim // m >= 8), 1)
     return IndexPlan("ivfpq", f"IVF{lists},PQ{sub},RFlat")
 
 

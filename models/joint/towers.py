@@ -65,8 +65,9 @@ class MiniLMTower(nn.Module):
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """n texts → (n, 384) unit vectors (mean-pooled tokens, as the sentence encoder was trained)."""
         device = next(self.st.parameters()).device
-        features = self.st.tokenize(list(texts))
-        features = {k: v.to(device) for k, v in features.items()}
+        prepare = getattr(self.st, "preprocess", None) or self.st.tokenize  # renamed in ST 6
+        features = prepare(list(texts))
+        features = {k: v.to(device) for k, v in features.items() if isinstance(v, torch.Tensor)}
         return self.st(features)["sentence_embedding"]
 
 

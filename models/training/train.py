@@ -166,7 +166,7 @@ def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOption
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
             report = _validate(model, val)
             history.append(
                 EpochLog(epoch, float(np.mean(losses)), report.rsum, time.perf_counter() - epoch_start)
@@ -175,6 +175,14 @@ def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOption
                 task,
                 advance=1,
                 description=f"epoch {epoch} loss {np.mean(losses):.3f} val R@sum {report.rsum:.1f}",
+            )
+            log.info(
+                "epoch %d: loss %.3f, val R@sum %.1f (T→I R@1 %.1f, I→T R@1 %.1f)",
+                epoch,
+                np.mean(losses),
+                report.rsum,
+                report.t2i_r1,
+                report.i2t_r1,
             )
             if best is None or report.rsum > best[0]:
                 best = (report.rsum, epoch, copy.deepcopy(model.checkpoint_state()), report)

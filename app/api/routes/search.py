@@ -32,7 +32,12 @@ def _response(service_model: str, k: int, offset: int, hits: list[PhotoHit]) -> 
 def search_text(body: TextSearch, search: SearchDep) -> SearchResponse:
     """Photos that best match a description."""
     hits = search.search_text(
-        body.query, k=body.k, offset=body.offset, min_score=body.min_score, collections=body.collections
+        body.query,
+        k=body.k,
+        offset=body.offset,
+        min_score=body.min_score,
+        collections=body.collections,
+        tags=body.tags,  # zero-shot tags filter (issue 4)
     )
     return _response(search.encoder.key, body.k, body.offset, hits)
 

@@ -1,0 +1,42 @@
+# photosearch: `make run` installs, indexes sample photos (or PHOTOS=/your/folder) and serves on
+# http://127.0.0.1:8000; `make test` installs and runs the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PHOTOS ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-dev lint benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[samples]"
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[samples,dev]"
+
+run: install
+ifeq ($(strip $(PHOTOS)),)
+	$(BIN)/photosearch samples data/samples
+	$(BIN)/photosearch index data/samples --collection samples
+else
+	$(BIN)/photosearch index "$(PHOTOS)"
+endif
+	$(BIN)/photosearch serve --host $(HOST) --port $(PORT)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install-dev lint
+	$(BIN)/pytest
+
+benchmark: install-dev
+	$(BIN)/python benchmarks/index_and_query.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache

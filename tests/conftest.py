@@ -1,0 +1,80 @@
+"""Shared fixtures: the real default model, real SQLite and PostgreSQL, real photo folders."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.core.config import Settings
+from models.encoder import Encoder
+from tests.photos import copy_shared_photos
+
+PG_ADMIN_URL = os.environ.get(
+    "PHOTOSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    """The shipped default model, on the CPU (loads the pretrained towers once per run)."""
+    from models.registry import create_encoder
+
+    return create_encoder("joint-default", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, uniquely named PostgreSQL database for this test run, dropped afterwards."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"photosearch_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    from sqlalchemy.pool import NullPool  # noqa: F401 - make sure no pooled connection survives
+
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs on both databases, each time from an empty schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'photosearch.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, device="cpu")
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", device="cpu")
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """12 real captioned photos (val split) plus captions.jsonl, in tmp/photos."""
+    folder = tmp_path / "photos"
+    copy_shared_photos(folder, "val", 12)
+    return folder

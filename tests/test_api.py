@@ -1,0 +1,216 @@
+"""The real app through its test client, over real indexed photos, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.core.config import ApiSettings, Settings
+from app.main import create_app
+from models.encoder import Encoder
+from tests import photos
+from tests.test_indexer import run_index
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def indexed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
+) -> Iterator[tuple[TestClient, Path]]:
+    base = tmp_path_factory.mktemp("api")
+    folder = base / "photos"
+    photos.copy_shared_photos(folder, "val", 24)
+    if request.param == "sqlite":
+        url = f"sqlite:///{base / 'photosearch.db'}"
+    else:
+        from tests.conftest import _reset_postgres
+
+        url = request.getfixturevalue("postgres_url")
+        _reset_postgres(url)
+    settings = Settings(
+        data_dir=base / "data", database_url=url, device="cpu", api=ApiSettings(max_upload_bytes=2_000_000)
+    )
+    run_index(settings, encoder, folder, captions=folder / "captions.jsonl")
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        yield client, folder
+
+
+def upload(data: bytes, name: str = "query.jpg", **fields: str) -> dict:
+    return {"files": {"file": (name, data, "image/jpeg")}, "data": fields}
+
+
+def test_text_search_ranks_photos_with_scores(indexed) -> None:
+    client, folder = indexed
+    response = client.post("/v1/search/text", json={"query": "a dog running on the grass", "k": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    hits = body["hits"]
+    assert len(hits) == 5 and body["model"].startswith("joint-default@")
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    top = hits[0]["photo"]
+    assert Path(top["path"]).parent == folder and top["width"] == 224 and len(top["captions"]) == 5
+    assert any("dog" in caption for h in hits[:3] for caption in h["photo"]["captions"])
+
+
+def test_text_search_finds_the_photo_its_caption_describes(indexed) -> None:
+    client, folder = indexed
+    rows = photos.shared_rows("val", 24)
+    found = 0
+    for row in rows:
+        response = client.post("/v1/search/text", json={"query": row["captions"][0], "k": 5})
+        found += Path(row["image"]).name in [Path(h["photo"]["path"]).name for h in response.json()["hits"]]
+    assert found >= 16  # caption→photo in the top 5 of 24 for most photos
+
+
+def test_pagination_and_min_score(indexed) -> None:
+    client, _ = indexed
+    full = client.post("/v1/search/text", json={"query": "children playing", "k": 10}).json()["hits"]
+    page = client.post("/v1/search/text", json={"query": "children playing", "k": 5, "offset": 5}).json()[
+        "hits"
+    ]
+    assert [h["photo"]["id"] for h in page] == [h["photo"]["id"] for h in full[5:10]]
+    cut = full[3]["score"]
+    kept = client.post(
+        "/v1/search/text", json={"query": "children playing", "k": 10, "min_score": cut}
+    ).json()
+    assert all(h["score"] >= cut for h in kept["hits"]) and len(kept["hits"]) == 4
+
+
+def test_image_search_by_upload_and_by_photo_id(indexed) -> None:
+    client, folder = indexed
+    first = sorted(folder.glob("*.jpg"))[0]
+    by_upload = client.post("/v1/search/image", **upload(first.read_bytes(), k="3"))
+    assert by_upload.status_code == 200, by_upload.text
+    top = by_upload.json()["hits"][0]
+    assert Path(top["photo"]["path"]).name == first.name and top["score"] > 0.99
+    by_id = client.post("/v1/search/image", json={"photo_id": top["photo"]["id"], "k": 3})
+    assert by_id.status_code == 200
+    ids = [h["photo"]["id"] for h in by_id.json()["hits"]]
+    assert len(ids) == 3 and top["photo"]["id"] not in ids  # the query photo itself is left out
+
+
+def test_annotate_returns_the_photos_own_captions_first(indexed) -> None:
+    client, folder = indexed
+    row = photos.shared_rows("val", 1)[0]
+    own = {" ".join(c.split()).removesuffix(" .") for c in row["captions"]}
+    response = client.post("/v1/annotate", **upload((folder / Path(row["image"]).name).read_bytes(), k="5"))
+    assert response.status_code == 200, response.text
+    captions = response.json()["captions"]
+    assert len(captions) == 5 and captions[0]["score"] >= captions[-1]["score"]
+    assert any(c["text"] in own for c in captions)
+    photo_id = captions[0]["photo_id"]
+    by_id = client.post("/v1/annotate", json={"photo_id": photo_id, "k": 2})
+    assert by_id.status_code == 200 and len(by_id.json()["captions"]) == 2
+
+
+def test_photo_metadata_file_and_thumbnail(indexed) -> None:
+    client, folder = indexed
+    hit = client.post("/v1/search/text", json={"query": "a person", "k": 1}).json()["hits"][0]["photo"]
+    meta = client.get(f"/v1/photos/{hit['id']}").json()
+    assert meta["sha256"] == hit["sha256"] and meta["status"] == "ok"
+    original = client.get(meta["file_url"])
+    assert original.status_code == 200 and original.content == Path(meta["path"]).read_bytes()
+    thumb = client.get(meta["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
+
+
+def test_health_ready_metrics_openapi(indexed) -> None:
+    client, _ = indexed
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["status"] == "ready" and ready["indexed_vectors"] == 24 and ready["caption_vectors"] == 120
+    assert "photosearch_requests_total" in client.get("/metrics").text
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/search/text", "/v1/search/image", "/v1/annotate", "/v1/photos/{photo_id}"} <= set(paths)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"query": "", "k": 5}, "query is empty"),
+        ({"query": "   \t ", "k": 5}, "query is empty"),
+        ({"query": "dog " * 2500, "k": 5}, "the limit is 1,000"),
+        ({"query": "dog", "k": 0}, "greater than or equal to 1"),
+        ({"query": "dog", "k": -3}, "greater than or equal to 1"),
+        ({"query": "dog", "k": 1001}, "less than or equal to 1000"),
+        ({"query": "dog", "k": "ten"}, "valid integer"),
+        ({"k": 5}, "Field required"),
+        ({"query": "dog", "colour": "red"}, "Extra inputs are not permitted"),
+    ],
+    ids=[
+        "empty",
+        "blank",
+        "10k-chars",
+        "k0",
+        "k-negative",
+        "k-too-big",
+        "k-not-int",
+        "no-query",
+        "extra-field",
+    ],
+)
+def test_bad_text_queries_get_a_4xx_that_says_why(indexed, body: dict, fragment: str) -> None:
+    client, _ = indexed
+    response = client.post("/v1/search/text", json=body)
+    assert response.status_code == 422
+    assert fragment in response.text
+    assert client.post("/v1/search/text", json={"query": "dog", "k": 1}).status_code == 200
+
+
+def test_malformed_json_is_a_4xx(indexed) -> None:
+    client, _ = indexed
+    for path in ("/v1/search/text", "/v1/search/image", "/v1/annotate"):
+        response = client.post(
+            path, content=b'{"query": "dog", ', headers={"content-type": "application/json"}
+        )
+        assert response.status_code in (400, 422), path
+        assert "JSON" in response.text or "json" in response.text
+
+
+def test_bad_uploads_get_a_4xx_that_says_why(indexed) -> None:
+    client, _ = indexed
+    for path in ("/v1/search/image", "/v1/annotate"):
+        not_image = client.post(path, **upload(b"%PDF-1.4 definitely not a photo", "doc.jpg"))
+        assert not_image.status_code == 422 and "not a usable image" in not_image.json()["detail"]
+        empty = client.post(path, **upload(b"", "empty.jpg"))
+        assert empty.status_code == 422 and "empty file" in empty.json()["detail"]
+        bomb = client.post(path, **upload(photos.png_bomb(), "bomb.png"))
+        assert bomb.status_code == 422 and "decompression bomb" in bomb.json()["detail"]
+        huge = client.post(path, **upload(b"\xff" * 3_000_000, "huge.jpg"))
+        assert huge.status_code == 413 and "limit" in huge.json()["detail"]
+        no_file = client.post(path, data={"k": "3"}, files={"other": ("x", b"y")})
+        assert no_file.status_code == 422 and "'file' part" in no_file.json()["detail"]
+        bad_k = client.post(path, **upload(photos.jpeg_bytes(), k="0"))
+        assert bad_k.status_code == 422 and "greater than or equal to 1" in bad_k.text
+        wrong_type = client.post(path, content=b"raw", headers={"content-type": "text/plain"})
+        assert wrong_type.status_code == 415 and "multipart/form-data" in wrong_type.json()["detail"]
+    ok = client.post("/v1/search/image", **upload(photos.jpeg_bytes(), k="2"))
+    assert ok.status_code == 200 and len(ok.json()["hits"]) == 2
+
+
+def test_unknown_ids_are_404(indexed) -> None:
+    client, _ = indexed
+    for response in (
+        client.get("/v1/photos/999999"),
+        client.get("/v1/photos/999999/file"),
+        client.get("/v1/photos/999999/thumbnail"),
+        client.post("/v1/search/image", json={"photo_id": 999999}),
+        client.post("/v1/annotate", json={"photo_id": 999999}),
+    ):
+        assert response.status_code == 404 and response.json()["detail"] == "no photo with id 999999"
+    assert client.get("/v1/photos/not-a-number").status_code == 422
+    assert client.post("/v1/search/text", json={"query": "dog", "collections": ["nope"]}).status_code == 404
+
+
+def test_empty_service_says_nothing_is_indexed(sqlite_settings: Settings, encoder: Encoder) -> None:
+    with TestClient(create_app(sqlite_settings, encoder=encoder)) as client:
+        response = client.post("/v1/search/text", json={"query": "dog"})
+        assert response.status_code == 503 and "photosearch index" in response.json()["detail"]
+        assert client.get("/ready").status_code == 503
+        assert client.get("/health").status_code == 200

@@ -1,0 +1,82 @@
+"""Migration 0002 (photo_tags) upgrades, downgrades and cascades on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from alembic import command
+from sqlalchemy import inspect, select
+
+from app.storage.db import alembic_config, make_engine, migrate, session_factory, transaction
+from app.storage.tables import Collection, Photo, PhotoTag
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _run(url: str, action: str, revision: str) -> None:
+    engine = make_engine(url)
+    config = alembic_config(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, revision)
+    engine.dispose()
+
+
+def test_photo_tags_upgrade_downgrade_upgrade(db_url: str) -> None:
+    _run(db_url, "upgrade", "0001")
+    assert "photo_tags" not in _tables(db_url)
+
+    _run(db_url, "upgrade", "head")
+    engine = make_engine(db_url)
+    inspector = inspect(engine)
+    columns = {c["name"] for c in inspector.get_columns("photo_tags")}
+    indexes = {i["name"] for i in inspector.get_indexes("photo_tags")}
+    engine.dispose()
+    assert columns == {"id", "photo_id", "tag", "score", "source", "photo_sha256", "created_at"}
+    assert "ix_photo_tags_tag" in indexes
+
+    _run(db_url, "downgrade", "0001")
+    assert "photo_tags" not in _tables(db_url)
+    assert "photos" in _tables(db_url)  # 0001 untouched
+    _run(db_url, "upgrade", "head")
+    assert "photo_tags" in _tables(db_url)
+
+
+def test_tags_go_with_their_photo(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        collection = Collection(name="c", root="/photos")
+        session.add(collection)
+        session.flush()
+        photo = Photo(collection_id=collection.id, path="/photos/a.jpg", size=1, mtime_ns=1, sha256="a" * 64)
+        session.add(photo)
+        session.flush()
+        session.add(
+            PhotoTag(photo_id=photo.id, tag="dog", score=0.9, source="zeroshot:x@m", photo_sha256="a" * 64)
+        )
+    with transaction(sessions) as session:
+        assert session.scalars(select(PhotoTag.tag)).all() == ["dog"]
+        session.delete(session.get(Photo, photo.id))
+    with sessions() as session:
+        assert session.scalars(select(PhotoTag)).all() == []
+    engine.dispose()
+
+
+def test_migration_matches_the_table_definition(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from app.storage.tables import Base
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert [d for d in differences if "photo_tags" in repr(d)] == []

@@ -1,0 +1,70 @@
+"""FAISS index files: the right kind by size, exact ids back, atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.storage.vector_index import (
+    IndexFileError,
+    build_index,
+    plan_index,
+    read_index,
+    search,
+    write_index_atomic,
+)
+
+
+def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_plan_grows_with_size() -> None:
+    assert plan_index(10, 64).kind == "flat"
+    assert plan_index(100_000, 64).kind == "hnsw"
+    big = plan_index(4_000_000, 512)
+    assert big.kind == "ivfpq" and big.factory.endswith(",RFlat")
+
+
+@pytest.mark.parametrize(
+    ("flat_max", "hnsw_max", "kind"), [(10**6, 10**7, "flat"), (10, 10**6, "hnsw"), (10, 100, "ivfpq")]
+)
+def test_each_kind_returns_the_nearest_ids(flat_max: int, hnsw_max: int, kind: str) -> None:
+    vectors = unit_rows(3000, 64)
+    ids = np.arange(3000, dtype=np.int64) * 7 + 5  # ids are SQL ids, not positions
+    plan = plan_index(len(vectors), 64, flat_max, hnsw_max)
+    assert plan.kind == kind
+    index = build_index(vectors, ids, plan)
+    queries = vectors[[0, 10, 2999]]
+    scores, found = search(index, queries, 5)
+    assert found[:, 0].tolist() == [5, 75, 2999 * 7 + 5]
+    assert np.allclose(scores[:, 0], 1.0, atol=1e-3)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+
+
+def test_write_is_atomic_and_reads_back(tmp_path) -> None:
+    vectors = unit_rows(50, 32)
+    index = build_index(vectors, np.arange(50, dtype=np.int64), plan_index(50, 32))
+    path = tmp_path / "sub" / "photos.faiss"
+    write_index_atomic(index, path)
+    assert [p.name for p in path.parent.iterdir()] == ["photos.faiss"]  # no temp file left
+    for mmap in (False, True):
+        loaded = read_index(path, mmap=mmap)
+        assert loaded.ntotal == 50
+        assert search(loaded, vectors[7:8], 1)[1][0, 0] == 7
+
+
+def test_k_larger_than_the_index_returns_what_exists() -> None:
+    index = build_index(unit_rows(3, 16), np.array([1, 2, 3]), plan_index(3, 16))
+    scores, ids = search(index, unit_rows(1, 16, seed=1), 10)
+    assert sorted(ids[0].tolist()) == [1, 2, 3]
+
+
+def test_missing_or_broken_file_says_what_to_do(tmp_path) -> None:
+    with pytest.raises(IndexFileError, match="photosearch index"):
+        read_index(tmp_path / "gone.faiss")
+    broken = tmp_path / "broken.faiss"
+    broken.write_bytes(b"not an index")
+    with pytest.raises(IndexFileError, match="unreadable"):
+        read_index(broken)
