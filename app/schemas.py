@@ -51,6 +51,7 @@ class PhotoPublic(BaseModel):
     status: str
     error: str | None = None
     captions: list[str]
+    tags: list[str] = Field(default=[], description="Zero-shot labels that fit the photo, best first.")
     file_url: str
     thumbnail_url: str
 
@@ -72,6 +73,7 @@ class PhotoPublic(BaseModel):
             status=photo.status,
             error=photo.error,
             captions=[c.text for c in photo.captions],
+            tags=list(dict.fromkeys(t.tag for t in photo.tags)),
             file_url=f"/v1/photos/{photo.id}/file",
             thumbnail_url=f"/v1/photos/{photo.id}/thumbnail",
         )

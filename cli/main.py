@@ -91,17 +91,26 @@ def index(
     model: Annotated[str | None, typer.Option(help="Model name or checkpoint path.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Photos per embedding batch.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding worker processes.")] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Zero-shot label set (one a line): best labels become photo tags.")
+    ] = None,
+    label_top_k: Annotated[int, typer.Option(help="Tags kept per photo from --labels.")] = 3,
 ) -> None:
     """Index a folder: new and changed photos are embedded, renames kept, deletions removed."""
     from cli.context import open_encoder, open_sessions
+    from indexer.labels import LabelOptions
     from indexer.pipeline import IndexerError, IndexOptions, index_folder
 
+    if labels is not None and not labels.is_file():
+        console.print(f"[red]error:[/red] label file not found: {labels}")
+        raise typer.Exit(2)
     settings = _settings(model)
     encoder = open_encoder(settings)
     sessions = open_sessions(settings)
     cfg = settings.indexer
     options = IndexOptions(
-        batch_size=batch_size or cfg.batch_size,
+        batch_size=batch_size or cfg.batch_size or encoder.suggested_batch_size(),
+        labels=LabelOptions.from_file(labels, top_k=label_top_k) if labels else None,
         workers=cfg.workers if workers is None else workers,
         max_image_pixels=cfg.max_image_pixels,
         flat_max_vectors=cfg.flat_max_vectors,

@@ -83,6 +83,10 @@ class Encoder(ABC):
     # CLIP's usual (clamped) value; families that learn one (clip) set their own.
     logit_scale: float = 100.0
 
+    def suggested_batch_size(self) -> int:
+        """Photos per forward pass when the user sets none; families override with a memory estimate."""
+        return 256 if self.device.type == "cuda" else 32
+
     @property
     def key(self) -> str:
         """Identifies the exact weights: an index built with one key never takes another's vectors."""

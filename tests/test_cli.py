@@ -79,3 +79,24 @@ def test_evaluate_prints_recalls(env: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "T→I R@1" in result.output and report.is_file() and report.with_suffix(".md").is_file()
     assert json.loads(report.read_text())["images"] == 20
+
+
+def test_index_with_labels_tags_photos_for_search(env: Path) -> None:
+    folder = env / "photos"
+    photos.copy_shared_photos(folder, "val", 8)
+    labels = env / "labels.txt"
+    labels.write_text("# what our photos show\ndog\nchild\nbeach\n\nmountain\n")
+    missing = runner.invoke(app, ["index", str(folder), "--labels", str(env / "nope.txt")])
+    assert missing.exit_code == 2 and "label file not found" in missing.output
+    result = runner.invoke(app, ["index", str(folder), "--labels", str(labels), "--label-top-k", "1"])
+    assert result.exit_code == 0, result.output
+    from app.core.config import get_settings
+    from cli.context import open_service
+
+    service = open_service(get_settings())
+    hits = service.search_text("a photo", k=8)
+    tags = [[t.tag for t in h.photo.tags] for h in hits]
+    assert len(hits) == 8 and all(len(t) == 1 and t[0] in {"dog", "child", "beach", "mountain"} for t in tags)
+    chosen = tags[0][0]
+    only = service.search_text("a photo", k=8, tags=[chosen])
+    assert {h.photo.id for h in only} == {h.photo.id for h, t in zip(hits, tags, strict=True) if t == [chosen]}

@@ -135,12 +135,21 @@ def test_tags_filter_text_and_image_search(indexed: Settings, clip: ClipEncoder)
         none = client.post("/v1/search/text", json={"query": "outdoors", "k": 12, "tags": ["zebra"]})
         first = text.json()["hits"][0]["photo"]["id"]
         image = client.post("/v1/search/image", json={"photo_id": first, "k": 12, "tags": [tag]})
+        original = client.get(f"/v1/photos/{first}/file").content
+        uploaded = client.post(
+            "/v1/search/image",
+            files={"file": ("q.jpg", original, "image/jpeg")},
+            data={"k": "12", "tags": [tag]},
+        )
     assert text.status_code == 200, text.text
     ids = [h["photo"]["id"] for h in text.json()["hits"]]
     with sessions() as session:
         tags = repo.tags_of_photos(session, photo_ids=ids)
     assert len(ids) == tagged
     assert all(tag in [t for t, _ in tags[i]] for i in ids)
+    assert all(tag in h["photo"]["tags"] for h in text.json()["hits"])  # tags are shown on each photo
+    assert uploaded.status_code == 200, uploaded.text
+    assert {h["photo"]["id"] for h in uploaded.json()["hits"]} == set(ids)  # multipart tags filter too
     assert none.json()["hits"] == []
     assert image.status_code == 200, image.text
     assert {h["photo"]["id"] for h in image.json()["hits"]} == set(ids) - {first}

@@ -69,9 +69,13 @@ async def image_query(
         data = await upload.read(limit + 1)
         if len(data) > limit:
             raise PayloadTooLargeError(f"upload is over the limit of {limit:,} bytes")
-        fields = {
+        fields: dict[str, Any] = {
             key: form.get(key) for key in ("k", "offset", "min_score") if form.get(key) not in (None, "")
         }
+        for key in ("collections", "tags"):  # repeated form fields: tags=dog&tags=beach
+            values = [str(v) for v in form.getlist(key) if str(v).strip()]
+            if values:
+                fields[key] = values
         params = _validate({"photo_id": 0, **fields}).model_dump(exclude={"photo_id"})
         return ImageQuery(upload=data), None, params
     if content_type.startswith("application/json"):

@@ -18,7 +18,7 @@ class ApiSettings(BaseModel):
 
 
 class IndexerSettings(BaseModel):
-    batch_size: int = 32
+    batch_size: int | None = None  # None: the model chooses (32 on CPU, more on a GPU)
     workers: int = 1
     max_image_pixels: int = 100_000_000
     flat_max_vectors: int = 50_000  # above: HNSW

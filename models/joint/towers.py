@@ -75,11 +75,19 @@ def build_image_tower(spec: dict[str, Any], pretrained: bool = True) -> nn.Modul
     kind = spec.get("type")
     if kind == "efficientnet_lite0":
         return EfficientNetLite0Tower(pretrained, int(spec.get("trainable_blocks", 0)))
-    raise ValueError(f"unknown image tower {kind!r}; available: ['efficientnet_lite0']")
+    if kind == "resnet_scratch":  # joint model zoo (issue 3)
+        from models.joint.image_towers import ResNetScratchTower
+
+        return ResNetScratchTower(spec)
+    raise ValueError(f"unknown image tower {kind!r}; available: ['efficientnet_lite0', 'resnet_scratch']")
 
 
 def build_text_tower(spec: dict[str, Any], pretrained: bool = True) -> nn.Module:
     kind = spec.get("type")
     if kind == "minilm":
         return MiniLMTower(pretrained, bool(spec.get("trainable", False)), int(spec.get("max_tokens", 64)))
-    raise ValueError(f"unknown text tower {kind!r}; available: ['minilm']")
+    from models.joint.text_towers import TEXT_TOWERS, build_token_text_tower  # joint model zoo (issue 3)
+
+    if kind in TEXT_TOWERS:
+        return build_token_text_tower(spec)
+    raise ValueError(f"unknown text tower {kind!r}; available: {['minilm', *TEXT_TOWERS]}")

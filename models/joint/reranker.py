@@ -1,0 +1,38 @@
+"""Cross-attention re-ranker: a caption's tokens attend over an image's 7×7 patch grid and give one
+match logit. It is applied to a dual encoder's top candidates only (it costs one image-tower pass and
+a few attention layers per candidate, where the dual encoder costs one dot product)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.joint.text_towers import masked_mean
+
+
+class CrossAttentionReranker(nn.Module):
+    def __init__(self, text_dim: int, image_dim: int, spec: dict[str, Any]) -> None:
+        super().__init__()
+        dim, heads, layers = int(spec.get("dim", 256)), int(spec.get("heads", 4)), int(spec.get("layers", 2))
+        patches = int(spec.get("grid", 7)) ** 2
+        self.text_in = nn.Linear(text_dim, dim)
+        self.image_in = nn.Linear(image_dim, dim)
+        self.patch_position = nn.Parameter(torch.zeros(1, patches, dim))
+        nn.init.normal_(self.patch_position, std=0.02)
+        self.layers = nn.ModuleList(
+            nn.TransformerDecoderLayer(
+                dim, heads, 2 * dim, float(spec.get("dropout", 0.1)), "gelu", batch_first=True, norm_first=True
+            )
+            for _ in range(layers)
+        )
+        self.score = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """tokens (n, T, text_dim), mask (n, T) True on words, grid (n, image_dim, 7, 7) → (n,) logits."""
+        patches = self.image_in(grid.flatten(2).transpose(1, 2)) + self.patch_position  # (n, 49, dim)
+        words = self.text_in(tokens)  # (n, T, dim)
+        for layer in self.layers:
+            words = layer(words, patches, tgt_key_padding_mask=~mask)
+        return self.score(masked_mean(words, mask)).squeeze(-1)
