@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import install_error_handlers
-from app.api.routes import classify, health, photos, search
+from app.api.routes import captions, classify, health, photos, search
 from app.core.config import Settings, get_settings
 from app.core.metrics import install_metrics
 from app.services.search import SearchService
@@ -43,4 +43,5 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     install_metrics(app)
     for module in (search, classify, photos, health):
         app.include_router(module.router)
+    app.include_router(captions.router)  # caption→caption search (joint model zoo)
     return app

@@ -105,3 +105,15 @@ class CaptionHitPublic(BaseModel):
 class AnnotateResponse(BaseModel):
     model: str
     captions: list[CaptionHitPublic]
+
+
+class CaptionSearch(BaseModel):  # caption→caption search (joint model zoo)
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(description="Words to match captions against.", examples=["a dog on a beach"])
+    k: int = Field(default=20, ge=1, le=MAX_K, description="How many captions to return.")
+
+
+class CaptionSearchResponse(BaseModel):
+    model: str
+    k: int
+    captions: list[CaptionHitPublic]

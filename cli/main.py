@@ -36,6 +36,9 @@ def train(
     loss: Annotated[str | None, typer.Option(help="infonce | vse_hardest | triplet_shifted | cosine")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    resume: Annotated[
+        Path | None, typer.Option(help="Carry on from a .resume.pt (end-to-end training) or its checkpoint.")
+    ] = None,
 ) -> None:
     """Train a joint model on captioned photos; writes a checkpoint, its curves PNG and val figures."""
     from app.core.config import get_settings
@@ -55,7 +58,12 @@ def train(
         cache_dir=settings.data_dir / "cache",
     )
     target = out or settings.data_dir / "checkpoints" / f"{model}.safetensors"
-    result = train_joint(config, data, target, opts)
+    if resume:  # end-to-end training only (models/training/train_e2e.py)
+        from models.training.train_e2e import train_e2e
+
+        result = train_e2e(config, data, target, opts, resume=resume)
+    else:
+        result = train_joint(config, data, target, opts)
     console.print(result.report.markdown(f"{model} (epoch {result.best_epoch})"))
     console.print(
         f"checkpoint: {result.checkpoint}  curves: {result.checkpoint.with_suffix('.png')}  "
@@ -81,6 +89,9 @@ def evaluate(
     if report:
         result.write(report, encoder.key)
         console.print(f"report: {report} and {report.with_suffix('.md')}")
+    from cli.zoo_commands import print_reranked  # with and without a re-ranker, when the model has one
+
+    print_reranked(encoder, data, split, report)
 
 
 @app.command()
@@ -188,6 +199,10 @@ def _settings(model: str | None = None):  # type: ignore[no-untyped-def]
 from cli.clip_commands import register as _register_clip_commands  # noqa: E402 - clip family (issue 4)
 
 _register_clip_commands(app)
+
+from cli.zoo_commands import register as _register_zoo_commands  # noqa: E402 - joint model zoo (issue 3)
+
+_register_zoo_commands(app)
 
 if __name__ == "__main__":
     app()

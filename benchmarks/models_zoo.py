@@ -1,0 +1,178 @@
+"""Train every joint-model approach in the zoo on a fixed CPU budget and write benchmarks/MODELS.md.
+
+    .venv/bin/python benchmarks/models_zoo.py [--data ../shared/data/flickr8k] [--only NAME ...]
+
+Each run trains on the train split (early stopping on val R@sum), then is measured on the whole val
+split (1,000 photos, 5,000 captions) through the public Encoder API. Results accumulate in
+data/zoo/results.json (a finished run is not trained again) and the table is rewritten after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.registry import create_encoder, load_model_config  # noqa: E402
+from models.training.data import load_captioned_photos  # noqa: E402
+from models.training.evaluate import evaluate_encoder  # noqa: E402
+from models.training.train import TrainOptions, train_joint  # noqa: E402
+
+FROZEN_EPOCHS = 10  # text tower from scratch over cached EfficientNet features: ~5-20 s an epoch
+SCRATCH_EPOCHS = 1  # the scratch CNN decodes and trains on every photo: ~4-5 min an epoch on 2 shared cores
+# (run name, config, loss override, epochs)
+RUNS: list[tuple[str, str, str | None, int]] = [
+    ("joint-bow-captions", "joint-bow-captions", None, FROZEN_EPOCHS),
+    ("joint-transformer", "joint-transformer", None, FROZEN_EPOCHS),
+    ("joint-transformer + vse_hardest", "joint-transformer", "vse_hardest", FROZEN_EPOCHS),
+    ("joint-transformer + triplet_shifted", "joint-transformer", "triplet_shifted", FROZEN_EPOCHS),
+    ("joint-transformer + cosine", "joint-transformer", "cosine", FROZEN_EPOCHS),
+    ("joint-rerank", "joint-rerank", None, FROZEN_EPOCHS),
+    ("joint-scratch-bigru", "joint-scratch-bigru", None, SCRATCH_EPOCHS),
+    ("joint-scratch-bilstm", "joint-scratch-bilstm", None, SCRATCH_EPOCHS),
+    ("joint-textcnn", "joint-textcnn", None, SCRATCH_EPOCHS),
+]
+OUT = Path("data/zoo")
+MD = Path(__file__).with_name("MODELS.md")
+
+
+def machine() -> str:
+    cores = len(__import__("os").sched_getaffinity(0))
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {cores} CPU cores (shared), {gpu}, torch {torch.__version__}"
+
+
+def caption_report(encoder: Any, data: Path) -> dict[str, float]:
+    """Photos found through their captions: each val caption queries the other 4,999 captions; a photo
+    ranks by its best remaining caption (leave-one-out, so the query never finds itself)."""
+    photos = load_captioned_photos(data, "val")
+    texts = [c for p in photos for c in p.captions]
+    owners = np.array([i for i, p in enumerate(photos) for _ in p.captions])
+    vectors = encoder.encode_texts(texts)
+    sims = vectors @ vectors.T  # (n_txt, n_txt)
+    np.fill_diagonal(sims, -np.inf)
+    per_photo = np.full((len(texts), len(photos)), -np.inf, dtype=np.float32)
+    for column in range(len(texts)):
+        np.maximum(per_photo[:, owners[column]], sims[:, column], out=per_photo[:, owners[column]])
+    true = per_photo[np.arange(len(texts)), owners]
+    ranks = (per_photo > true[:, None]).sum(axis=1) + 1
+    return {f"r{k}": 100.0 * float((ranks <= k).mean()) for k in (1, 5, 10)} | {
+        "medr": float(np.median(ranks))
+    }
+
+
+def run_one(name: str, config_name: str, loss: str | None, epochs: int, data: Path) -> dict[str, Any]:
+    config = load_model_config(config_name)
+    scratch_cnn = config["image_tower"]["type"] == "resnet_scratch"
+    opts = TrainOptions.from_config(
+        config,
+        epochs=epochs,
+        loss=loss,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+        cache_dir=Path("data/cache"),
+        workers=1 if scratch_cnn else 0,
+    )
+    out = OUT / f"{name.replace(' + ', '-')}.safetensors"
+    started = time.perf_counter()
+    result = train_joint(config, data, out, opts)
+    train_seconds = time.perf_counter() - started
+    encoder = create_encoder(str(out), device=opts.device)
+    report = evaluate_encoder(encoder, data, "val")
+    row: dict[str, Any] = {
+        "name": name,
+        "config": config_name,
+        "loss": opts.loss,
+        "epochs": epochs,
+        "best_epoch": result.best_epoch,
+        "val": report.to_dict(),
+        "train_seconds": round(train_seconds, 1),
+        "checkpoint": str(out),
+        "first_loss": result.history[0].loss,
+        "last_loss": result.history[-1].loss,
+    }
+    from models.checkpoint import load_checkpoint
+
+    info = load_checkpoint(out).info
+    if "reranker" in info:
+        row["reranked"] = info["reranker"]["val_with"]
+    if config.get("loss", {}).get("objective") == "captions":
+        row["through_captions"] = caption_report(encoder, data)
+    return row
+
+
+def _cells(v: dict[str, float]) -> str:
+    return (
+        f"{v['t2i_r1']:.1f} | {v['t2i_r5']:.1f} | {v['t2i_r10']:.1f} | {v['t2i_medr']:g} | "
+        f"{v['i2t_r1']:.1f} | {v['i2t_r5']:.1f} | {v['i2t_r10']:.1f} | {v['i2t_medr']:g} | {v['rsum']:.1f}"
+    )
+
+
+def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
+    lines = [
+        "# Joint model zoo: every approach, measured the same way",
+        "",
+        "Written by `benchmarks/models_zoo.py`. Trained on Flickr8k train (6,091 photos), measured on the",
+        "whole val split (1,000 photos, 5,000 captions) through the public Encoder API. T→I: a caption finds",
+        "its photo among 1,000; I→T: a photo finds any of its 5 captions among 5,000. MedR = median rank.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        note,
+        "",
+        "| model | loss | epochs (best) | T→I R@1 | R@5 | R@10 | MedR "
+        "| I→T R@1 | R@5 | R@10 | MedR | R@sum | train time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| joint-default (shipped; lead fills in) | infonce | | | | | | | | | | | |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['loss']} | {r['epochs']} ({r['best_epoch']}) | {_cells(r['val'])} "
+            f"| {r['train_seconds'] / 60:.1f} min |"
+        )
+        if "reranked" in r:
+            lines.append(f"| {r['name']}, re-ranked top-10 | | | {_cells(r['reranked'])} | (included) |")
+    extra = [r for r in rows if "through_captions" in r]
+    if extra:
+        lines += [
+            "",
+            "Caption-only retrieval (photos found through their other captions, leave-one-out):",
+            "",
+        ]
+        lines += ["| model | T→I R@1 | R@5 | R@10 | MedR |", "|---|---|---|---|---|"]
+        for r in extra:
+            c = r["through_captions"]
+            lines.append(f"| {r['name']} | {c['r1']:.1f} | {c['r5']:.1f} | {c['r10']:.1f} | {c['medr']:g} |")
+    MD.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/flickr8k"))
+    parser.add_argument("--only", nargs="*", help="run names to (re)train")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    store = OUT / "results.json"
+    results: dict[str, Any] = json.loads(store.read_text()) if store.is_file() else {}
+    for name, config_name, loss, epochs in RUNS:
+        if (args.only and name not in args.only) or (not args.only and name in results):
+            continue
+        print(f"== {name}", flush=True)
+        results[name] = run_one(name, config_name, loss, epochs, args.data)
+        store.write_text(json.dumps(results, indent=2))
+        write_markdown([results[n] for n, *_ in RUNS if n in results], args.note)
+        print(json.dumps(results[name]["val"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()

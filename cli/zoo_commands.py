@@ -1,0 +1,62 @@
+"""Commands of the joint model zoo (issue 3): `embedding-map`, and the extra figures `evaluate` prints
+for models with a re-ranker or a caption-only objective."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from models.encoder import Encoder
+
+console = Console()
+
+
+def embedding_map_command(
+    model: Annotated[
+        str, typer.Option(help="Model name or checkpoint path (joint family).")
+    ] = "joint-default",
+    data: Annotated[Path, typer.Option(help="Folder with captions.jsonl.")] = Path("../shared/data/flickr8k"),
+    split: Annotated[str, typer.Option(help="Split whose photos are drawn.")] = "val",
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("embedding-map.png"),
+    count: Annotated[int, typer.Option(help="How many photos (each with its first caption).")] = 150,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+) -> None:
+    """t-SNE map of photos and captions, matched pairs joined: untrained beside trained, as a PNG."""
+    from models.registry import create_encoder
+    from models.training.embedding_map import embedding_map
+
+    try:
+        written = embedding_map(create_encoder(model, device=device), data, out, split=split, count=count)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"embedding map: {written}")
+
+
+def print_reranked(encoder: Encoder, data: Path, split: str, report: Path | None) -> None:
+    """When the served model re-ranks: text→image figures without and with the re-ranker."""
+    if not getattr(encoder, "reranks", False):
+        return
+    from models.training.data import load_captioned_photos
+    from models.training.reranker_train import image_grids, reranked_report
+
+    model = encoder.model  # type: ignore[attr-defined]
+    photos = load_captioned_photos(data, split)
+    grids = image_grids(model, encoder.preprocess, [p.path for p in photos], encoder.device)
+    texts = [c for p in photos for c in p.captions]
+    owners = [i for i, p in enumerate(photos) for _ in p.captions]
+    import numpy as np
+
+    top_n = encoder.rerank_top_n  # type: ignore[attr-defined]
+    plain, reranked = reranked_report(model, grids, texts, np.array(owners), top_n, encoder.device)
+    console.print(plain.markdown(f"{encoder.key} dual encoder only"))
+    console.print(reranked.markdown(f"{encoder.key} + re-ranker (top {top_n})"))
+    if report:
+        reranked.write(report.with_name(f"{report.stem}-reranked.json"), f"{encoder.key} + re-ranker")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embedding-map")(embedding_map_command)

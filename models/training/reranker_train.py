@@ -1,0 +1,173 @@
+"""Stage two of a joint model with a re-ranker: the dual encoder is frozen; for each caption its
+top-N photos by the dual encoder are the candidates, the true photo plus hard negatives drawn from
+them form one softmax, and the cross-attention re-ranker learns to put the true photo first."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from models.encoder import PreprocessConfig
+from models.joint.model import JointModel
+from models.loading import iterate_photo_batches
+from models.training.data import CaptionedPhoto
+from models.training.evaluate import RetrievalReport, retrieval_report
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def image_grids(
+    model: JointModel,
+    preprocess: PreprocessConfig,
+    paths: Sequence[Path],
+    device: torch.device,
+    workers: int = 0,
+) -> torch.Tensor:
+    """→ (n, C, 7, 7) float16 patch grids of the image tower (kept on the CPU)."""
+    model.eval()
+    grids: list[torch.Tensor] = []
+    for batch in iterate_photo_batches(paths, preprocess, batch_size=32, workers=workers):
+        if batch.failures:
+            raise ValueError(f"photo failed to load: {batch.failures[:3]}")
+        grids.append(model.image_tower.forward_grid(batch.pixels.to(device)).half().cpu())
+    return torch.cat(grids)
+
+
+@torch.no_grad()
+def dual_vectors(
+    model: JointModel, grids: torch.Tensor, texts: Sequence[str], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image vectors from the grids (a tower's pooled output is its grid's mean) and text vectors."""
+    images = torch.cat(
+        [model.embed_image_features(g.float().to(device).mean(dim=(2, 3))) for g in grids.split(256)]
+    )  # (n_images, embed_dim)
+    text = torch.cat([model.encode_text(texts[i : i + 512]) for i in range(0, len(texts), 512)])
+    return images.cpu(), text.cpu()
+
+
+@torch.no_grad()
+def reranked_report(
+    model: JointModel,
+    grids: torch.Tensor,
+    texts: Sequence[str],
+    owners: np.ndarray,
+    top_n: int,
+    device: torch.device,
+) -> tuple[RetrievalReport, RetrievalReport]:
+    """(dual encoder alone, with text→image top-N re-ranked). Image→text is not re-ranked."""
+    assert model.reranker is not None
+    model.eval()
+    images, text = dual_vectors(model, grids, texts, device)
+    plain = retrieval_report(images.numpy(), text.numpy(), owners)
+    sims = (text @ images.T).numpy()  # (n_txt, n_img)
+    top_n = min(top_n, len(images))
+    top = np.argsort(-sims, axis=1)[:, :top_n]  # (n_txt, top_n)
+    patches = torch.cat([model.reranker.project_patches(g.float().to(device)) for g in grids.split(128)])
+    for start in range(0, len(texts), 64):
+        rows = np.arange(start, min(start + 64, len(texts)))
+        tokens, mask = model.text_tower.forward_tokens([texts[r] for r in rows])  # (b, T, d), (b, T)
+        cand = torch.from_numpy(top[rows]).reshape(-1)  # (b * top_n,)
+        logits = model.reranker.score(
+            tokens.repeat_interleave(top_n, 0), mask.repeat_interleave(top_n, 0), patches[cand]
+        ).reshape(len(rows), top_n)
+        # re-ranked candidates above everything else, in the re-ranker's order
+        sims[rows[:, None], top[rows]] = 1e3 + logits.cpu().numpy()
+    return plain, dataclasses.replace(plain, **_t2i(sims, owners))  # image→text stays the dual encoder's
+
+
+def _t2i(sims: np.ndarray, owners: np.ndarray) -> dict[str, Any]:
+    true = sims[np.arange(len(sims)), owners]
+    ranks = (sims > true[:, None]).sum(axis=1) + 1
+    return {
+        "t2i_r1": 100.0 * float((ranks <= 1).mean()),
+        "t2i_r5": 100.0 * float((ranks <= 5).mean()),
+        "t2i_r10": 100.0 * float((ranks <= 10).mean()),
+        "t2i_medr": float(np.median(ranks)),
+    }
+
+
+def _captions(photos: Sequence[CaptionedPhoto]) -> tuple[list[str], np.ndarray]:
+    texts = [c for p in photos for c in p.captions]
+    return texts, np.array([i for i, p in enumerate(photos) for _ in p.captions])
+
+
+def _rerank_step(
+    model: JointModel, grids: torch.Tensor, texts: list[str], candidates: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """texts (b,), candidates (b, 1 + negatives) photo rows, the true one first → cross-entropy loss."""
+    assert model.reranker is not None
+    b, c = candidates.shape
+    tokens, mask = model.text_tower.forward_tokens(texts)  # dual encoder frozen: no gradient into it
+    pairs = grids[candidates.reshape(-1)].float().to(device)  # (b * c, C, 7, 7)
+    logits = model.reranker(tokens.detach().repeat_interleave(c, 0), mask.repeat_interleave(c, 0), pairs)
+    return F.cross_entropy(logits.reshape(b, c), torch.zeros(b, dtype=torch.long, device=device))
+
+
+def train_reranker(
+    model: JointModel,
+    config: dict[str, Any],
+    train_photos: list[CaptionedPhoto],
+    val_photos: list[CaptionedPhoto],
+    opts: Any,
+) -> dict[str, Any]:
+    """Train model.reranker in place on hard negatives; → info with val figures without and with it."""
+    assert model.reranker is not None
+    spec, device, started = config["reranker"], torch.device(opts.device), time.perf_counter()
+    top_n, negatives = int(spec.get("top_n", 10)), int(spec.get("negatives", 7))
+    preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
+    photos = train_photos[: int(spec.get("train_photos", 2000))]
+    top_n = min(top_n, len(photos) - 1)  # tiny sets: never more candidates than wrong photos
+    negatives = min(negatives, top_n)
+    grids = image_grids(model, preprocess, [p.path for p in photos], device, opts.workers)
+    texts, owners = _captions(photos)
+    images, text = dual_vectors(model.eval(), grids, texts, device)
+    ranked = torch.argsort(-(text @ images.T), dim=1)[:, : top_n + 1]  # (n_txt, top_n + 1) hard candidates
+    for param in model.parameters():
+        param.requires_grad = False
+    params = list(model.reranker.parameters())
+    for param in params:
+        param.requires_grad = True
+    optimizer = torch.optim.AdamW(params, lr=float(spec.get("lr", 3e-4)), weight_decay=opts.weight_decay)
+    generator = torch.Generator().manual_seed(opts.seed)
+    losses = []
+    for epoch in range(int(spec.get("epochs", 4))):
+        model.reranker.train()
+        order = torch.randperm(len(texts), generator=generator)[: int(spec.get("captions_per_epoch", 4000))]
+        for start in range(0, len(order), int(spec.get("batch_size", 32))):
+            rows = order[start : start + int(spec.get("batch_size", 32))]
+            cands = torch.stack([_candidates(int(r), ranked[r], owners, negatives, generator) for r in rows])
+            loss = _rerank_step(model, grids, [texts[int(r)] for r in rows], cands, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        log.info("re-ranker epoch %d: loss %.3f", epoch + 1, float(np.mean(losses[-50:])))
+    val_grids = image_grids(model, preprocess, [p.path for p in val_photos], device, opts.workers)
+    val_texts, val_owners = _captions(val_photos)
+    plain, reranked = reranked_report(model, val_grids, val_texts, val_owners, top_n, device)
+    return {
+        "val_without": plain.to_dict(),
+        "val_with": reranked.to_dict(),
+        "loss_first": float(np.mean(losses[:20])),
+        "loss_last": float(np.mean(losses[-20:])),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _candidates(
+    row: int, ranked: torch.Tensor, owners: np.ndarray, negatives: int, generator: torch.Generator
+) -> torch.Tensor:
+    """The true photo, then `negatives` wrong photos drawn from the dual encoder's top candidates."""
+    true = int(owners[row])
+    wrong = ranked[ranked != true]
+    pick = wrong[torch.randperm(len(wrong), generator=generator)[:negatives]]
+    return torch.cat([torch.tensor([true]), pick])

@@ -1,0 +1,318 @@
+"""End-to-end training for joint models with a trainable tower (text towers from scratch, the
+scratch CNN). `train_joint` dispatches here when a tower is trainable.
+
+A frozen image tower is still run once and cached (views: original + flipped); a trainable one sees
+photos decoded per batch with a random resized crop and flip. Each step samples one caption per photo
+(two for the caption-only objective). Warmup + cosine AdamW, early stopping on validation R@sum, and
+after every epoch a resume file (`<out>.resume.pt`: model, optimizer, scheduler, RNG states, history)
+so `--resume` carries on from the last finished epoch exactly as if never stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from models.checkpoint import save_checkpoint
+from models.encoder import PreprocessConfig
+from models.joint.model import JointModel
+from models.training.data import CaptionedPhoto, load_captioned_photos
+from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
+from models.training.evaluate import RetrievalReport, retrieval_report
+from models.training.features import image_features
+from models.training.losses import contrastive_loss, info_nce
+from models.training.train import EpochLog, TrainOptions, TrainResult
+
+log = logging.getLogger(__name__)
+
+
+def resume_path(out: Path) -> Path:
+    return Path(out).with_suffix(".resume.pt")
+
+
+class _Images:
+    """Image embeddings for a batch: from cached frozen-tower features, or from decoded pixels."""
+
+    def __init__(
+        self, model: JointModel, config: dict[str, Any], opts: TrainOptions, data_photos: dict
+    ) -> None:
+        self.model, self.device = model, torch.device(opts.device)
+        self.preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
+        self.frozen = bool(getattr(model.image_tower, "frozen", False))
+        self.cached: dict[str, torch.Tensor] = {}
+        if self.frozen:
+            for split, photos in data_photos.items():
+                views = ("original", "hflip") if split == "train" else ("original",)
+                feats = image_features(
+                    model.image_tower,
+                    self.preprocess,
+                    [p.path for p in photos],
+                    spec=config["image_tower"],
+                    cache_dir=opts.cache_dir,
+                    views=views,
+                    device=self.device,
+                    workers=opts.workers,
+                )  # (views, n_photos, feature_dim)
+                self.cached[split] = torch.tensor(feats)  # a writable copy (np.load may map the file)
+
+    def dataset_preprocess(self) -> PreprocessConfig | None:
+        return None if self.frozen else self.preprocess
+
+    def embed(self, split: str, batch: Batch) -> torch.Tensor:
+        """→ (batch, embed_dim) unit vectors."""
+        if self.frozen:
+            return self.model.embed_image_features(
+                self.cached[split][batch.views, batch.indices].to(self.device)
+            )
+        assert batch.pixels is not None
+        return self.model.encode_image(batch.pixels.to(self.device))
+
+
+def _step_loss(
+    model: JointModel, images: _Images, batch: Batch, opts: TrainOptions, objective: str
+) -> torch.Tensor:
+    image = images.embed("train", batch)  # (batch, embed_dim)
+    text = model.encode_text(batch.captions[0])  # (batch, embed_dim)
+    if objective == "captions":  # captions of one photo come together; images are mapped into that space
+        other = model.encode_text(batch.captions[1])
+        return info_nce(text, other, model.logit_scale) + info_nce(image, text.detach(), model.logit_scale)
+    return contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
+
+
+@torch.no_grad()
+def _validate(
+    model: JointModel, images: _Images, photos: list[CaptionedPhoto], opts: TrainOptions
+) -> RetrievalReport:
+    model.eval()
+    dataset = TrainPhotos(photos, images.dataset_preprocess(), seed=0, augment=False)
+    vectors = [
+        images.embed("val", b)
+        for b in batches(dataset, epoch=0, batch_size=64, shuffle=False, workers=opts.workers)
+    ]
+    texts = [c for p in photos for c in p.captions]
+    owners = np.array([i for i, p in enumerate(photos) for _ in p.captions])
+    text = torch.cat([model.encode_text(texts[i : i + 512]) for i in range(0, len(texts), 512)])
+    return retrieval_report(torch.cat(vectors).cpu().numpy(), text.cpu().numpy(), owners)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _report_from(values: dict[str, Any]) -> RetrievalReport:
+    return RetrievalReport(**{f.name: values[f.name] for f in fields(RetrievalReport)})
+
+
+def load_resume(path: Path) -> dict[str, Any]:
+    """A resume file, or the checkpoint it sits beside."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        path = resume_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no resume file at {path}: pass the `.resume.pt` written beside a checkpoint during training"
+        )
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)  # our own file
+    return state
+
+
+def _schedule(steps_per_epoch: int, opts: TrainOptions) -> Any:
+    total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+def train_e2e(
+    config: dict[str, Any],
+    data: Path,
+    out: Path,
+    opts: TrainOptions,
+    *,
+    resume: Path | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train (or, with resume, carry on training) and write the best epoch's checkpoint to `out`.
+
+    stop_after: end this run after that epoch (as if interrupted); the resume file lets a later run go on.
+    """
+    started = time.perf_counter()
+    saved = load_resume(resume) if resume else None
+    if saved:
+        config = saved["config"]
+    random.seed(opts.seed)
+    np.random.seed(opts.seed)
+    torch.manual_seed(opts.seed)
+    train_photos, val_photos = load_captioned_photos(data, "train"), load_captioned_photos(data, "val")
+    config = with_vocab(config, train_photos)
+    device = torch.device(opts.device)
+    model = JointModel(config).to(device)
+    images = _Images(model, config, opts, {"train": train_photos, "val": val_photos})
+    objective = str(config.get("loss", {}).get("objective", "pairs"))
+    dataset = TrainPhotos(
+        train_photos,
+        images.dataset_preprocess(),
+        seed=opts.seed,
+        captions_per_item=2 if objective == "captions" else 1,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(math.ceil(len(dataset) / opts.batch_size), opts)
+    )
+    history: list[EpochLog] = []
+    best: dict[str, Any] | None = None
+    first_epoch = 1
+    if saved:
+        model.load_checkpoint_state(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        history = [EpochLog(**h) for h in saved["history"]]
+        best, first_epoch = saved["best"], int(saved["epoch"]) + 1
+        _set_rng_state(saved["rng"])
+        log.info("resuming %s after epoch %d", resume, saved["epoch"])
+    stopped = bool(saved and saved.get("finished"))
+    with Progress() as progress:
+        task = progress.add_task("training", total=opts.epochs, completed=first_epoch - 1)
+        for epoch in range(first_epoch, opts.epochs + 1):
+            if stopped:
+                break
+            epoch_start, losses = time.perf_counter(), []
+            model.train()
+            for batch in batches(
+                dataset, epoch=epoch, batch_size=opts.batch_size, shuffle=True, workers=opts.workers
+            ):
+                if len(batch.indices) < 2:
+                    continue
+                loss = _step_loss(model, images, batch, opts, objective)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+            report = _validate(model, images, val_photos, opts)
+            history.append(
+                EpochLog(epoch, float(np.mean(losses)), report.rsum, time.perf_counter() - epoch_start)
+            )
+            progress.update(
+                task,
+                advance=1,
+                description=f"epoch {epoch} loss {np.mean(losses):.3f} val R@sum {report.rsum:.1f}",
+            )
+            log.info("epoch %d: loss %.3f, val R@sum %.1f", epoch, np.mean(losses), report.rsum)
+            if best is None or report.rsum > best["rsum"]:
+                state = {k: v.detach().cpu().clone() for k, v in model.checkpoint_state().items()}
+                best = {"rsum": report.rsum, "epoch": epoch, "state": state, "report": report.to_dict()}
+            stopped = epoch - best["epoch"] >= opts.patience
+            _save_resume(out, config, model, optimizer, scheduler, epoch, history, best, opts, stopped)
+            if stopped:
+                log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
+            if stop_after is not None and epoch >= stop_after:
+                break
+    assert best is not None, (
+        "no epoch ran: epochs must be at least 1 (or the resume file is already finished)"
+    )
+    return _finish(config, model, best, history, data, out, opts, train_photos, val_photos, started)
+
+
+def _save_resume(
+    out: Path,
+    config: dict[str, Any],
+    model: JointModel,
+    optimizer: Any,
+    scheduler: Any,
+    epoch: int,
+    history: list[EpochLog],
+    best: dict[str, Any],
+    opts: TrainOptions,
+    finished: bool,
+) -> None:
+    path = resume_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "epoch": epoch,
+        "config": config,
+        "finished": finished,
+        "model": {k: v.detach().cpu() for k, v in model.checkpoint_state().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": [asdict(h) for h in history],
+        "best": best,
+        "rng": _rng_state(),
+        "options": {k: str(v) for k, v in asdict(opts).items()},
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _finish(
+    config: dict[str, Any],
+    model: JointModel,
+    best: dict[str, Any],
+    history: list[EpochLog],
+    data: Path,
+    out: Path,
+    opts: TrainOptions,
+    train_photos: list[CaptionedPhoto],
+    val_photos: list[CaptionedPhoto],
+    started: float,
+) -> TrainResult:
+    model.load_checkpoint_state(best["state"])
+    report = _report_from(best["report"])
+    info: dict[str, Any] = {
+        "best_epoch": best["epoch"],
+        "val": report.to_dict(),
+        "data": str(data),
+        "options": {k: str(v) for k, v in asdict(opts).items()},
+    }
+    if model.reranker is not None:
+        from models.training.reranker_train import train_reranker
+
+        info["reranker"] = train_reranker(model, config, train_photos, val_photos, opts)
+    seconds = time.perf_counter() - started
+    info["train_seconds"] = round(seconds, 1)
+    state = {k: v.detach().cpu() for k, v in model.checkpoint_state().items()}
+    save_checkpoint(out, config=config, state_dict=copy.copy(state), info=info)
+    from models.training.plots import plot_training_curves
+
+    plot_training_curves(history, out.with_suffix(".png"), title=str(config.get("name", out.stem)))
+    return TrainResult(out, int(best["epoch"]), report, history, seconds)
+
+
+def has_trainable_tower(config: dict[str, Any]) -> bool:
+    """True when a tower learns (from-scratch types, unfrozen pretrained blocks): train end to end."""
+    from models.joint.text_towers import TEXT_TOWERS
+
+    image, text = config["image_tower"], config["text_tower"]
+    return bool(
+        image.get("type") == "resnet_scratch"
+        or image.get("trainable_blocks")
+        or text.get("type") in TEXT_TOWERS
+        or text.get("trainable")
+    )

@@ -1,0 +1,94 @@
+"""Joint model zoo in the service: caption→caption search over HTTP, and the re-ranker on /search/text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.main import create_app
+from app.services.search import SearchService
+from app.storage.db import make_engine, session_factory
+from models.encoder import Encoder
+from models.images import decode_photo
+from models.registry import create_encoder
+from tests import photos
+from tests.test_indexer import run_index
+from tests.test_zoo_models import rerank_checkpoint, tiny_data  # noqa: F401 - shared fixtures
+
+
+@pytest.fixture(scope="module")
+def captions_client(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterator[TestClient]:
+    base = tmp_path_factory.mktemp("captions-api")
+    folder = base / "photos"
+    photos.copy_shared_photos(folder, "val", 12)
+    settings = Settings(data_dir=base / "data", device="cpu")
+    run_index(settings, encoder, folder, captions=folder / "captions.jsonl")
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        yield client
+
+
+def test_caption_search_finds_the_photo_of_a_caption(captions_client: TestClient) -> None:
+    rows = photos.shared_rows("val", 12)
+    found = 0
+    for row in rows:
+        query = " ".join(row["captions"][1].split()[:-1])  # drop the trailing " ."
+        response = captions_client.post("/v1/search/captions", json={"query": query, "k": 3})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["k"] == 3 and len(body["captions"]) == 3 and body["model"].startswith("joint-default@")
+        scores = [c["score"] for c in body["captions"]]
+        assert scores == sorted(scores, reverse=True)
+        top = body["captions"][0]
+        found += top["text"].rstrip(" .") == query.rstrip(" .")
+        owner = captions_client.get(f"/v1/photos/{top['photo_id']}").json()
+        assert top["text"] in owner["captions"]
+    assert found >= 11  # a known caption finds itself first
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"query": "   ", "k": 3}, "query is empty"),
+        ({"query": "a dog", "k": 0}, "greater than or equal to 1"),
+        ({"query": "a dog", "k": 5000}, "less than or equal to 1000"),
+        ({"k": 3}, "Field required"),
+        ({"query": "a dog", "limit": 3}, "Extra inputs are not permitted"),
+    ],
+)
+def test_caption_search_rejects_bad_input(captions_client: TestClient, body: dict, message: str) -> None:
+    response = captions_client.post("/v1/search/captions", json=body)
+    assert response.status_code == 422
+    assert message in str(response.json()["detail"])
+
+
+@pytest.fixture(scope="module")
+def rerank_service(tmp_path_factory: pytest.TempPathFactory, rerank_checkpoint: Path) -> SearchService:  # noqa: F811
+    base = tmp_path_factory.mktemp("rerank-service")
+    folder = base / "photos"
+    photos.copy_shared_photos(folder, "val", 12)
+    settings = Settings(data_dir=base / "data", device="cpu")
+    encoder = create_encoder(str(rerank_checkpoint), device="cpu")
+    run_index(settings, encoder, folder, captions=folder / "captions.jsonl")
+    return SearchService(settings, encoder, session_factory(make_engine(settings.db_url)))
+
+
+def test_service_reranks_text_search_when_the_model_has_a_reranker(rerank_service: SearchService) -> None:
+    encoder = rerank_service.encoder
+    differs = 0
+    for row in photos.shared_rows("val", 6):
+        query = row["captions"][0]
+        dual = rerank_service.photos_near(rerank_service.text_vector(query), k=encoder.rerank_top_n)
+        logits = encoder.rerank(
+            " ".join(query.split()), [decode_photo(Path(h.photo.path)).image for h in dual]
+        )
+        expected = [dual[i].photo.id for i in np.argsort(-logits, kind="stable")]
+        served = rerank_service.search_text(query, k=4)
+        assert [h.photo.id for h in served] == expected[:4]
+        assert [h.photo.id for h in rerank_service.search_text(query, k=2, offset=2)] == expected[2:4]
+        differs += expected[:4] != [h.photo.id for h in dual[:4]]
+    assert differs >= 1  # the re-ranker really changes what the user sees
