@@ -25,9 +25,11 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.db_url)
         await run_in_threadpool(migrate, engine)
-        model = encoder or await run_in_threadpool(
-            create_encoder, settings.model, settings.checkpoint, settings.device
-        )
+        model = encoder
+        if model is None:
+            model = await run_in_threadpool(
+                create_encoder, settings.model, settings.checkpoint, settings.device
+            )
         app.state.search = SearchService(settings, model, session_factory(engine))
         yield
         engine.dispose()

@@ -55,11 +55,11 @@ def attach_captions(session: Session, *, collection_id: int, root: Path, caption
                 log.warning("%s:%d skipped: not a captions row (%s)", captions_file, number, exc)
                 continue
             texts = [t for t in texts if t]
-            photo = _match(image, captions_file.parent, root, photos, by_name)
-            if photo is None:
+            found = _match(image, captions_file.parent, root, photos, by_name)
+            if found is None:
                 stats.unmatched += 1
                 continue
-            stats.captions += replace_captions(session, photo=photo, texts=texts, source=source)
+            stats.captions += replace_captions(session, photo=found, texts=texts, source=source)
             stats.photos += 1
     if stats.unmatched:
         log.info("%d caption rows name photos that are not in this collection", stats.unmatched)

@@ -47,9 +47,9 @@ def reconcile(session: Session, *, collection_id: int, scan: ScanResult) -> Reco
     existing = photos_by_path(session, collection_id=collection_id)
     seen = {f.path for f in scan.files}
     vanished: dict[str, list[Photo]] = defaultdict(list)
-    for path, row in existing.items():
-        if path not in seen and not scan.is_under_unreadable(path) and row.sha256:
-            vanished[row.sha256].append(row)
+    for path, old in existing.items():
+        if path not in seen and not scan.is_under_unreadable(path) and old.sha256:
+            vanished[old.sha256].append(old)
 
     for file in scan.files:
         row = existing.get(file.path)

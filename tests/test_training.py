@@ -90,3 +90,31 @@ def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "captions.jsonl").write_text('{"image": "a.jpg"}\n')
     with pytest.raises(DatasetError, match="captions.jsonl:1"):
         load_captioned_photos(tmp_path)
+
+
+def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_path: Path) -> None:
+    """joint-finetune: the top image blocks and text layers train on cached outputs of the rest."""
+    import torch
+
+    from models.checkpoint import load_checkpoint
+    from models.joint.model import JointModel
+
+    config = load_model_config("joint-finetune")
+    config["train"]["views"] = ["original", "crop1"]
+    opts = TrainOptions.from_config(config, epochs=3, batch_size=32, patience=10, device="cpu",
+                                    cache_dir=tmp_path / "cache", warmup_epochs=1)
+    out = tmp_path / "tuned.safetensors"
+    result = train_joint(config, small_data, out, opts)
+    assert result.history[-1].loss < result.history[0].loss
+    state = load_checkpoint(out).state_dict
+    towers = sorted({k.split(".")[0] + "." + ".".join(k.split(".")[2:4]) for k in state if "tower" in k})
+    assert any(k.startswith("image_tower.net.blocks.5") or "blocks.6" in k for k in state)
+    assert any("encoder.layer.5." in k for k in state) and not any("encoder.layer.0." in k for k in state)
+    assert not any(k.startswith("image_tower.net.conv_stem") for k in state), towers
+    assert all(v.dtype == torch.float16 for k, v in state.items() if "tower" in k)
+    pretrained = JointModel(config).image_tower.net.blocks[6][0].conv_pw.weight
+    tuned = create_encoder(str(out), device="cpu")
+    assert not torch.allclose(tuned.model.image_tower.net.blocks[6][0].conv_pw.weight, pretrained)
+    from models.training.evaluate import evaluate_encoder
+
+    assert evaluate_encoder(tuned, small_data, "val").rsum == pytest.approx(result.report.rsum, abs=1.0)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from app.api.errors import UnsupportedMediaTypeError
 from app.core.config import Settings
@@ -52,23 +52,29 @@ IMAGE_QUERY_OPENAPI: dict[str, Any] = {
 }
 
 
+async def read_upload(request: Request, settings: Settings) -> tuple[bytes, FormData]:
+    """A multipart body's image (part `file`) within the upload limit, and the rest of its form."""
+    limit = settings.api.max_upload_bytes
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit + 1024 * 1024:
+        raise PayloadTooLargeError(f"upload is {declared:,} bytes; the limit is {limit:,}")
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidInputError("multipart body needs a 'file' part holding the image")
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLargeError(f"upload is over the limit of {limit:,} bytes")
+    return data, form
+
+
 async def image_query(
     request: Request, settings: SettingsDep
 ) -> tuple[ImageQuery, PhotoIdQuery | None, dict[str, Any]]:
     """Multipart upload (field `file`, optional `k`, `offset`, `min_score`) or JSON {"photo_id": ...}."""
     content_type = request.headers.get("content-type", "")
-    limit = settings.api.max_upload_bytes
     if content_type.startswith("multipart/form-data"):
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limit + 1024 * 1024:
-            raise PayloadTooLargeError(f"upload is {declared:,} bytes; the limit is {limit:,}")
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInputError("multipart body needs a 'file' part holding the image")
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLargeError(f"upload is over the limit of {limit:,} bytes")
+        data, form = await read_upload(request, settings)
         fields: dict[str, Any] = {
             key: form.get(key) for key in ("k", "offset", "min_score") if form.get(key) not in (None, "")
         }

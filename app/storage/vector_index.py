@@ -15,6 +15,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -50,7 +51,8 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, plan: IndexPlan) -> faiss.
     dim = vectors.shape[1]
     inner = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
     if plan.kind == "hnsw":
-        faiss.downcast_index(inner).hnsw.efConstruction = 80
+        hnsw: Any = faiss.downcast_index(inner)  # faiss is untyped
+        hnsw.hnsw.efConstruction = 80
     if not inner.is_trained:
         inner.train(vectors)
     index = faiss.IndexIDMap2(inner)

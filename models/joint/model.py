@@ -32,6 +32,8 @@ class ProjectionHead(nn.Module):
 
 
 class JointModel(nn.Module):
+    image_tower: Any  # towers differ by config; each has feature_dim, forward, forward_frozen/trainable
+    text_tower: Any
     def __init__(self, config: dict[str, Any], pretrained_towers: bool = True) -> None:
         super().__init__()
         self.config = config
@@ -75,7 +77,7 @@ class JointModel(nn.Module):
         logits: torch.Tensor = self.reranker(tokens, mask, grids)
         return logits
 
-    def _tower_keys(self, name: str, tower: nn.Module) -> list[str]:
+    def _tower_keys(self, name: str, tower: Any) -> list[str]:
         """State-dict keys of a tower that training changes (pretrained wheels supply the rest)."""
         keys = [k for k in self.state_dict() if k.startswith(f"{name}.")]
         if hasattr(tower, "trainable_prefixes"):

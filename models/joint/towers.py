@@ -24,6 +24,7 @@ class EfficientNetLite0Tower(nn.Module):
     """
 
     feature_dim = 1280
+    net: Any  # timm's EfficientNet (untyped)
 
     def __init__(self, pretrained: bool = True, trainable_blocks: int = 0, finetune_blocks: int = 0) -> None:
         super().__init__()
@@ -115,9 +116,9 @@ class MiniLMTower(nn.Module):
             for param in layer.parameters():
                 param.requires_grad = True
 
-    def _bert(self) -> nn.Module:
+    def _bert(self) -> Any:
         module = self.st[0]
-        bert: nn.Module = getattr(module, "auto_model", None) or module.model
+        bert: Any = getattr(module, "auto_model", None) or module.model
         return bert
 
     def _layers(self) -> nn.ModuleList:

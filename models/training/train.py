@@ -104,7 +104,9 @@ def _features(
         device=device,
         workers=opts.workers,
     )
-    texts, owner, captions_of = [], [], []
+    texts: list[str] = []
+    owner: list[int] = []
+    captions_of: list[list[int]] = []
     for index, photo in enumerate(photos):
         captions_of.append(list(range(len(texts), len(texts) + len(photo.captions))))
         texts.extend(photo.captions)

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from app.api.deps import SettingsDep
+from app.api.deps import SettingsDep, read_upload
 from app.api.errors import UnsupportedMediaTypeError
-from app.core.errors import InvalidInputError, PayloadTooLargeError
+from app.core.errors import InvalidInputError
 from app.services.classify import MAX_LABELS, ClassifyService
 from app.services.search import ImageQuery
 from models.clip.zeroshot import DEFAULT_PROMPT
@@ -76,14 +75,7 @@ async def classify_query(request: Request, settings: SettingsDep) -> tuple[Image
     """Multipart (`file`, repeated `labels`, optional `prompt`) or JSON {"photo_id", "labels", "prompt"}."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        limit = settings.api.max_upload_bytes
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInputError("multipart body needs a 'file' part holding the image")
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLargeError(f"upload is over the limit of {limit:,} bytes")
+        data, form = await read_upload(request, settings)
         labels = [str(v) for v in form.getlist("labels")]
         prompt = str(form.get("prompt") or DEFAULT_PROMPT)
         return ImageQuery(upload=data), labels, prompt
