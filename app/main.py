@@ -16,10 +16,12 @@ from app.services.search import SearchService
 from app.storage.db import make_engine, migrate, session_factory
 from models.encoder import Encoder
 from models.registry import create_encoder
+from models.runtime import tune_allocator
 
 
 def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
     settings = settings or get_settings()
+    tune_allocator()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

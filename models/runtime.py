@@ -1,0 +1,41 @@
+"""Process-level tuning for CPU inference and training."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the process (glibc only).
+
+    A convolution batch allocates and frees activations of tens of MB each layer; by default glibc
+    hands such blocks back to the kernel at once and takes them again on the next layer, so the CPU
+    spends nearly half its time in page faults. Measured on the 2-core development machine,
+    EfficientNet-Lite0 ran about twice as fast with these settings."""
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        ok = all(
+            libc.mallopt(option, value)
+            for option, value in (
+                (_M_MMAP_THRESHOLD, 32 * 1024 * 1024),  # glibc's maximum: most activations on the heap
+                (_M_TRIM_THRESHOLD, 1 << 30),
+                (_M_TOP_PAD, 256 * 1024 * 1024),
+            )
+        )
+    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+        return False
+    return bool(ok)
