@@ -185,14 +185,7 @@ class SearchService:
     def search_captions(self, query: str, *, k: int) -> list[CaptionHit]:
         """Known captions nearest to a text query (caption→caption), with their photos' ids."""
         self._check_k(k, 0)
-        raw: list[RawHit] = self.indexes.search("captions", self.text_vector(query), k)
-        if not raw and not self.indexes.current("captions"):
-            raise NotReadyError(
-                "no captions are indexed: attach some with `photosearch index PATH --captions FILE`"
-            )
-        with self.sessions() as session:
-            captions = repo.get_captions(session, ids=[h.id for h in raw])
-        return [CaptionHit(captions[h.id], h.score) for h in raw if h.id in captions]
+        return self.captions_near(self.text_vector(query), k=k)
 
     def search_image(self, query: ImageQuery, *, k: int, **filters: object) -> list[PhotoHit]:
         vector = self.image_vector(query)
@@ -200,7 +193,10 @@ class SearchService:
 
     def annotate(self, query: ImageQuery, *, k: int) -> list[CaptionHit]:
         self._check_k(k, 0)
-        vector = self.image_vector(query)
+        return self.captions_near(self.image_vector(query), k=k)
+
+    def captions_near(self, vector: np.ndarray, *, k: int) -> list[CaptionHit]:
+        """The k known captions nearest to a query vector, best first."""
         raw: list[RawHit] = self.indexes.search("captions", vector, k)
         if not raw and not self.indexes.current("captions"):
             raise NotReadyError(

@@ -44,7 +44,11 @@ class _Images:
     """Image embeddings for a batch: from cached frozen-tower features, or from decoded pixels."""
 
     def __init__(
-        self, model: JointModel, config: dict[str, Any], opts: TrainOptions, data_photos: dict
+        self,
+        model: JointModel,
+        config: dict[str, Any],
+        opts: TrainOptions,
+        data_photos: dict[str, list[CaptionedPhoto]],
     ) -> None:
         self.model, self.device = model, torch.device(opts.device)
         self.preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
