@@ -31,6 +31,7 @@ endif
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy app models indexer cli
 
 test: install-dev lint
 	$(BIN)/pytest

@@ -74,7 +74,7 @@ def reranked_report(
     patches = torch.cat([model.reranker.project_patches(g.float().to(device)) for g in grids.split(128)])
     for start in range(0, len(texts), 64):
         rows = np.arange(start, min(start + 64, len(texts)))
-        tokens, mask = model.text_tower.forward_tokens([texts[r] for r in rows])  # (b, T, d), (b, T)
+        tokens, mask = model.text_tower.forward_tokens([texts[int(r)] for r in rows])  # (b, T, d), (b, T)
         cand = torch.from_numpy(top[rows]).reshape(-1)  # (b * top_n,)
         logits = model.reranker.score(
             tokens.repeat_interleave(top_n, 0), mask.repeat_interleave(top_n, 0), patches[cand]
