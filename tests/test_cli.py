@@ -99,4 +99,6 @@ def test_index_with_labels_tags_photos_for_search(env: Path) -> None:
     assert len(hits) == 8 and all(len(t) == 1 and t[0] in {"dog", "child", "beach", "mountain"} for t in tags)
     chosen = tags[0][0]
     only = service.search_text("a photo", k=8, tags=[chosen])
-    assert {h.photo.id for h in only} == {h.photo.id for h, t in zip(hits, tags, strict=True) if t == [chosen]}
+    assert {h.photo.id for h in only} == {
+        h.photo.id for h, t in zip(hits, tags, strict=True) if t == [chosen]
+    }

@@ -101,8 +101,15 @@ def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_pat
 
     config = load_model_config("joint-finetune")
     config["train"]["views"] = ["original", "crop1"]
-    opts = TrainOptions.from_config(config, epochs=3, batch_size=32, patience=10, device="cpu",
-                                    cache_dir=tmp_path / "cache", warmup_epochs=1)
+    opts = TrainOptions.from_config(
+        config,
+        epochs=3,
+        batch_size=32,
+        patience=10,
+        device="cpu",
+        cache_dir=tmp_path / "cache",
+        warmup_epochs=1,
+    )
     out = tmp_path / "tuned.safetensors"
     result = train_joint(config, small_data, out, opts)
     assert result.history[-1].loss < result.history[0].loss
