@@ -34,6 +34,7 @@ class ProjectionHead(nn.Module):
 class JointModel(nn.Module):
     image_tower: Any  # towers differ by config; each has feature_dim, forward, forward_frozen/trainable
     text_tower: Any
+
     def __init__(self, config: dict[str, Any], pretrained_towers: bool = True) -> None:
         super().__init__()
         self.config = config
