@@ -137,8 +137,8 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
         "| model | loss | epochs (best) | T→I R@1 | R@5 | R@10 | MedR "
         "| I→T R@1 | R@5 | R@10 | MedR | R@sum | train time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        "| joint-default (shipped; lead fills in) | infonce | | | | | | | | | | | |",
     ]
+    lines += [row for row in (checkpoint_row(name, path) for name, path in PRETRAINED_ROWS) if row]
     for r in rows:
         lines.append(
             f"| {r['name']} | {r['loss']} | {r['epochs']} ({r['best_epoch']}) | {_cells(r['val'])} "
@@ -159,6 +159,32 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
             lines.append(f"| {r['name']} | {c['r1']:.1f} | {c['r5']:.1f} | {c['r10']:.1f} | {c['medr']:g} |")
     lines += loss_comparison(rows)
     MD.write_text("\n".join(lines) + "\n")
+
+
+PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
+    (
+        "joint-default (shipped: top 2 blocks of each tower tuned)",
+        Path("models/checkpoints/joint-default.safetensors"),
+    ),
+    (
+        "joint-frozen (frozen towers, trained heads)",
+        Path("models/checkpoints/joint-frozen.safetensors"),
+    ),
+)
+
+
+def checkpoint_row(name: str, path: Path) -> str | None:
+    """A table row from a checkpoint's own record of its best epoch and val figures."""
+    if not path.is_file():
+        return None
+    from models.checkpoint import load_checkpoint
+
+    info = load_checkpoint(path).info
+    options = info.get("options", {})
+    return (
+        f"| {name} | {options.get('loss', 'infonce')} | {options.get('epochs', '?')} ({info['best_epoch']}) "
+        f"| {_cells(info['val'])} | {float(info['train_seconds']) / 60:.1f} min |"
+    )
 
 
 def loss_comparison(rows: list[dict[str, Any]]) -> list[str]:
@@ -195,6 +221,7 @@ def main() -> None:
         store.write_text(json.dumps(results, indent=2))
         write_markdown([results[n] for n, *_ in RUNS if n in results], args.note)
         print(json.dumps(results[name]["val"]), flush=True)
+    write_markdown([results[n] for n, *_ in RUNS if n in results], args.note)
 
 
 if __name__ == "__main__":

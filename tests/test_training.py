@@ -58,7 +58,7 @@ def test_each_loss_prefers_matched_pairs(kind: str) -> None:
 
 
 def test_train_writes_a_checkpoint_that_serves(small_data: Path, tmp_path: Path) -> None:
-    config = load_model_config("joint-default")
+    config = load_model_config("joint-frozen")
     opts = TrainOptions.from_config(
         config,
         epochs=6,
@@ -93,13 +93,13 @@ def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_path: Path) -> None:
-    """joint-finetune: the top image blocks and text layers train on cached outputs of the rest."""
+    """joint-default: the top image blocks and text layers train on cached outputs of the rest."""
     import torch
 
     from models.checkpoint import load_checkpoint
     from models.joint.model import JointModel
 
-    config = load_model_config("joint-finetune")
+    config = load_model_config("joint-default")
     config["train"]["views"] = ["original", "crop1"]
     opts = TrainOptions.from_config(
         config,
@@ -114,11 +114,10 @@ def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_pat
     result = train_joint(config, small_data, out, opts)
     assert result.history[-1].loss < result.history[0].loss
     state = load_checkpoint(out).state_dict
-    towers = sorted({k.split(".")[0] + "." + ".".join(k.split(".")[2:4]) for k in state if "tower" in k})
     assert any(k.startswith("image_tower.net.blocks.5") or "blocks.6" in k for k in state)
     assert any("encoder.layer.5." in k for k in state) and not any("encoder.layer.0." in k for k in state)
-    assert not any(k.startswith("image_tower.net.conv_stem") for k in state), towers
-    assert all(v.dtype == torch.float16 for k, v in state.items() if "tower" in k)
+    assert not any(k.startswith("image_tower.net.conv_stem") for k in state)
+    assert all(v.dtype == torch.float16 for k, v in state.items() if "tower" in k and v.is_floating_point())
     pretrained = JointModel(config).image_tower.net.blocks[6][0].conv_pw.weight
     tuned = create_encoder(str(out), device="cpu")
     assert not torch.allclose(tuned.model.image_tower.net.blocks[6][0].conv_pw.weight, pretrained)
