@@ -170,3 +170,20 @@ def write_odd_but_good_files(folder: Path) -> dict[str, Path]:
         (folder / name).write_bytes(data)
         out[name] = folder / name
     return out
+
+
+def captioned_subset(folder: Path, train: int, val: int) -> Path:
+    """The first `train` + `val` shared photos copied into folder, with their captions.jsonl rows."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    counts, limits = {"train": 0, "val": 0}, {"train": train, "val": val}
+    with (
+        open(SHARED / "captions.jsonl", encoding="utf-8") as src,
+        open(folder / "captions.jsonl", "w", encoding="utf-8") as out,
+    ):
+        for line in src:
+            row = json.loads(line)
+            if counts[row["split"]] < limits[row["split"]]:
+                counts[row["split"]] += 1
+                shutil.copy(SHARED / row["image"], folder / row["image"])
+                out.write(line)
+    return folder

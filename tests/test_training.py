@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,27 +11,13 @@ from models.registry import create_encoder, load_model_config
 from models.training.evaluate import retrieval_report
 from models.training.losses import LOSSES, contrastive_loss
 from models.training.train import TrainOptions, train_joint
-from tests.photos import SHARED
+from tests.photos import captioned_subset
 
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """96 train + 32 val real photos in the captions.jsonl layout."""
-    folder = tmp_path_factory.mktemp("flickr-small")
-    (folder / "images").mkdir()
-    counts = {"train": 0, "val": 0}
-    limits = {"train": 96, "val": 32}
-    with (
-        open(SHARED / "captions.jsonl", encoding="utf-8") as src,
-        open(folder / "captions.jsonl", "w") as out,
-    ):
-        for line in src:
-            row = json.loads(line)
-            if counts[row["split"]] < limits[row["split"]]:
-                counts[row["split"]] += 1
-                shutil.copy(SHARED / row["image"], folder / row["image"])
-                out.write(line)
-    return folder
+    return captioned_subset(tmp_path_factory.mktemp("flickr-small"), train=96, val=32)
 
 
 def test_retrieval_report_on_known_ranks() -> None:

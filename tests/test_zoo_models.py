@@ -4,8 +4,6 @@ checkpoint; vocabularies, resume, the re-ranker and the embedding map do what a 
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from models.training.data import load_captioned_photos
 from models.training.evaluate import evaluate_encoder
 from models.training.train import TrainOptions, train_joint
 from models.training.train_e2e import resume_path, train_e2e
-from tests.photos import SHARED
+from tests.photos import captioned_subset
 
 TINY_CNN = {"type": "resnet_scratch", "widths": [8, 16, 32], "blocks": 1}
 TINY_PRE = {
@@ -74,20 +72,7 @@ def tiny_options(tmp: Path, epochs: int = 3) -> TrainOptions:
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """32 train + 16 val real photos in the captions.jsonl layout."""
-    folder = tmp_path_factory.mktemp("zoo-tiny")
-    (folder / "images").mkdir()
-    counts, limits = {"train": 0, "val": 0}, {"train": 32, "val": 16}
-    with (
-        open(SHARED / "captions.jsonl", encoding="utf-8") as src,
-        open(folder / "captions.jsonl", "w") as out,
-    ):
-        for line in src:
-            row = json.loads(line)
-            if counts[row["split"]] < limits[row["split"]]:
-                counts[row["split"]] += 1
-                shutil.copy(SHARED / row["image"], folder / row["image"])
-                out.write(line)
-    return folder
+    return captioned_subset(tmp_path_factory.mktemp("zoo-tiny"), train=32, val=16)
 
 
 @pytest.mark.parametrize("text", list(TEXT_SPECS))

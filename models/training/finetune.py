@@ -35,6 +35,7 @@ from models.registry import create_encoder
 from models.training.data import load_captioned_photos
 from models.training.evaluate import RetrievalReport, evaluate_encoder
 from models.training.finetune_data import Batch, Distributed, FinetuneError, make_loader, setup_distributed
+from models.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +116,6 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
         exempt = param.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
         (plain if exempt else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
-
-
-def warmup_cosine(warmup: int, total: int) -> Any:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def accumulate_gradients(

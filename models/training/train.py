@@ -28,6 +28,7 @@ from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
+from models.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -176,13 +177,7 @@ def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOption
     n_photos = train.images.shape[1]
     steps_per_epoch = math.ceil(n_photos / opts.batch_size)
     total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
     history: list[EpochLog] = []
     best: tuple[float, int, dict[str, torch.Tensor], RetrievalReport] | None = None
     generator = torch.Generator().manual_seed(opts.seed)

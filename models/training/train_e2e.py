@@ -15,6 +15,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
+from models.training.schedule import warmup_cosine
 from models.training.train import EpochLog, TrainOptions, TrainResult
 
 log = logging.getLogger(__name__)
@@ -141,15 +143,8 @@ def load_resume(path: Path) -> dict[str, Any]:
     return state
 
 
-def _schedule(steps_per_epoch: int, opts: TrainOptions) -> Any:
-    total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    return factor
+def _schedule(steps_per_epoch: int, opts: TrainOptions) -> Callable[[int], float]:
+    return warmup_cosine(int(steps_per_epoch * opts.warmup_epochs), steps_per_epoch * opts.epochs)
 
 
 def train_e2e(
