@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from models.clip.zeroshot import DEFAULT_PROMPT
+
 if TYPE_CHECKING:
     from models.encoder import Encoder
 
@@ -33,6 +35,7 @@ CheckpointOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")]
+PromptOption = Annotated[str, typer.Option(help="How a label becomes a sentence ({} = the label).")]
 
 
 def finetune(
@@ -106,9 +109,7 @@ def classify(
         list[str] | None, typer.Option("--label", "-l", help="A candidate label; repeat.")
     ] = None,
     labels_file: Annotated[Path | None, typer.Option(help="Labels, one a line.")] = None,
-    prompt: Annotated[str, typer.Option(help="How a label becomes a sentence ({} = the label).")] = (
-        "a photo of {}."
-    ),
+    prompt: PromptOption = DEFAULT_PROMPT,
     model: ModelOption = None,
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
@@ -147,9 +148,7 @@ def tag(
     min_probability: Annotated[
         float, typer.Option(help="Keep a tag only at this probability or more.")
     ] = 0.0,
-    prompt: Annotated[str, typer.Option(help="How a label becomes a sentence ({} = the label).")] = (
-        "a photo of {}."
-    ),
+    prompt: PromptOption = DEFAULT_PROMPT,
     model: ModelOption = None,
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,

@@ -48,7 +48,7 @@ def reconcile(session: Session, *, collection_id: int, scan: ScanResult) -> Reco
     seen = {f.path for f in scan.files}
     vanished: dict[str, list[Photo]] = defaultdict(list)
     for path, old in existing.items():
-        if path not in seen and not scan.is_under_unreadable(path) and old.sha256:
+        if path not in seen and not scan.is_under_unreadable(path):
             vanished[old.sha256].append(old)
 
     for file in scan.files:
@@ -93,10 +93,6 @@ def reconcile(session: Session, *, collection_id: int, scan: ScanResult) -> Reco
     for rows in vanished.values():
         for row in rows:
             log.info("removed %s (file is gone)", row.path)
-            session.delete(row)
-            stats.deleted += 1
-    for path, row in existing.items():
-        if path not in seen and not row.sha256 and not scan.is_under_unreadable(path):
             session.delete(row)
             stats.deleted += 1
     session.flush()

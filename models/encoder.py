@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -60,16 +60,6 @@ class PreprocessConfig:
         return (tensor - mean) / std
 
 
-@dataclass
-class EncoderInfo:
-    name: str
-    family: str
-    dim: int
-    key: str
-    checkpoint: str | None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class Encoder(ABC):
     """Embeds photos and texts into one space. Subclasses implement the tensor-level calls."""
 
@@ -91,9 +81,6 @@ class Encoder(ABC):
     def key(self) -> str:
         """Identifies the exact weights: an index built with one key never takes another's vectors."""
         return f"{self.name}@{self.checkpoint_digest[:12]}"
-
-    def info(self) -> EncoderInfo:
-        return EncoderInfo(self.name, self.family, self.dim, self.key, self.checkpoint_digest)
 
     @abstractmethod
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:

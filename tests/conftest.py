@@ -37,8 +37,6 @@ def postgres_url() -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     yield url
-    from sqlalchemy.pool import NullPool  # noqa: F401 - make sure no pooled connection survives
-
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

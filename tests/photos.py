@@ -131,11 +131,6 @@ def heic_bytes() -> bytes:
     return buffer.getvalue()
 
 
-BAD_FILES: dict[str, bytes | None] = {
-    "corrupt.jpg": None,  # filled lazily: see bad_files()
-}
-
-
 def write_bad_files(folder: Path) -> dict[str, Path]:
     """Every file that must be skipped with a reason, by name."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from models.checkpoint import save_checkpoint
 from models.encoder import PreprocessConfig
@@ -142,6 +142,29 @@ def _validate(model: JointModel, val: _Features, chunk: int = 250) -> RetrievalR
     return retrieval_report(image.numpy(), text.numpy(), val.caption_owner)
 
 
+def record_epoch(
+    history: list[EpochLog],
+    progress: Progress,
+    task: TaskID,
+    epoch: int,
+    losses: list[float],
+    report: RetrievalReport,
+    started: float,
+) -> None:
+    """Append the epoch to the history, show it on the progress bar and in the log."""
+    loss = float(np.mean(losses))
+    history.append(EpochLog(epoch, loss, report.rsum, time.perf_counter() - started))
+    progress.update(task, advance=1, description=f"epoch {epoch} loss {loss:.3f} val R@sum {report.rsum:.1f}")
+    log.info(
+        "epoch %d: loss %.3f, val R@sum %.1f (T→I R@1 %.1f, I→T R@1 %.1f)",
+        epoch,
+        loss,
+        report.rsum,
+        report.t2i_r1,
+        report.i2t_r1,
+    )
+
+
 def _optimizer(model: JointModel, opts: TrainOptions, tower_lr_scale: float) -> torch.optim.Optimizer:
     """Heads learn at lr; pretrained tower layers being fine-tuned at lr × tower_lr_scale."""
     towers = [
@@ -202,22 +225,7 @@ def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOption
                 scheduler.step()
                 losses.append(loss.item())
             report = _validate(model, val)
-            history.append(
-                EpochLog(epoch, float(np.mean(losses)), report.rsum, time.perf_counter() - epoch_start)
-            )
-            progress.update(
-                task,
-                advance=1,
-                description=f"epoch {epoch} loss {np.mean(losses):.3f} val R@sum {report.rsum:.1f}",
-            )
-            log.info(
-                "epoch %d: loss %.3f, val R@sum %.1f (T→I R@1 %.1f, I→T R@1 %.1f)",
-                epoch,
-                np.mean(losses),
-                report.rsum,
-                report.t2i_r1,
-                report.i2t_r1,
-            )
+            record_epoch(history, progress, task, epoch, losses, report, epoch_start)
             if best is None or report.rsum > best[0]:
                 best = (report.rsum, epoch, copy.deepcopy(model.checkpoint_state()), report)
             elif epoch - best[1] >= opts.patience:

@@ -33,7 +33,7 @@ from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
 from models.training.schedule import warmup_cosine
-from models.training.train import EpochLog, TrainOptions, TrainResult
+from models.training.train import EpochLog, TrainOptions, TrainResult, record_epoch
 
 log = logging.getLogger(__name__)
 
@@ -215,15 +215,7 @@ def train_e2e(
                 scheduler.step()
                 losses.append(loss.item())
             report = _validate(model, images, val_photos, opts)
-            history.append(
-                EpochLog(epoch, float(np.mean(losses)), report.rsum, time.perf_counter() - epoch_start)
-            )
-            progress.update(
-                task,
-                advance=1,
-                description=f"epoch {epoch} loss {np.mean(losses):.3f} val R@sum {report.rsum:.1f}",
-            )
-            log.info("epoch %d: loss %.3f, val R@sum %.1f", epoch, np.mean(losses), report.rsum)
+            record_epoch(history, progress, task, epoch, losses, report, epoch_start)
             if best is None or report.rsum > best["rsum"]:
                 state = {k: v.detach().cpu().clone() for k, v in model.checkpoint_state().items()}
                 best = {"rsum": report.rsum, "epoch": epoch, "state": state, "report": report.to_dict()}
