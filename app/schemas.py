@@ -81,6 +81,11 @@ class PhotoPublic(BaseModel):
 
 class PhotoHitPublic(BaseModel):
     score: float = Field(description="Cosine similarity to the query, -1..1; higher is closer.")
+    rerank_score: float | None = Field(
+        default=None,
+        description="For models with a re-ranker (text search): its relevance 0..1, by which hits are "
+        "ordered; null otherwise.",
+    )
     photo: PhotoPublic
 
 

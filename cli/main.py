@@ -40,7 +40,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     resume: Annotated[
-        Path | None, typer.Option(help="Carry on from a .resume.pt (end-to-end training) or its checkpoint.")
+        Path | None, typer.Option(help="Carry on from the .resume.pt written beside --out after each epoch.")
     ] = None,
 ) -> None:
     """Train a joint model on captioned photos; writes a checkpoint, its curves PNG and val figures."""
@@ -61,12 +61,7 @@ def train(
         cache_dir=settings.data_dir / "cache",
     )
     target = out or settings.data_dir / "checkpoints" / f"{model}.safetensors"
-    if resume:  # end-to-end training only (models/training/train_e2e.py)
-        from models.training.train_e2e import train_e2e
-
-        result = train_e2e(config, data, target, opts, resume=resume)
-    else:
-        result = train_joint(config, data, target, opts)
+    result = train_joint(config, data, target, opts, resume=resume)
     console.print(result.report.markdown(f"{model} (epoch {result.best_epoch})"))
     console.print(
         f"checkpoint: {result.checkpoint}  curves: {result.checkpoint.with_suffix('.png')}  "

@@ -16,8 +16,9 @@ from models.joint.vocab import UNK_ID, Vocab, build_vocab
 from models.registry import create_encoder
 from models.training.data import load_captioned_photos
 from models.training.evaluate import evaluate_encoder
+from models.training.resume import resume_path
 from models.training.train import TrainOptions, train_joint
-from models.training.train_e2e import resume_path, train_e2e
+from models.training.train_e2e import train_e2e
 from tests.photos import captioned_subset
 
 TINY_CNN = {"type": "resnet_scratch", "widths": [8, 16, 32], "blocks": 1}

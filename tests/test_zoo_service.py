@@ -92,3 +92,25 @@ def test_service_reranks_text_search_when_the_model_has_a_reranker(rerank_servic
         assert [h.photo.id for h in rerank_service.search_text(query, k=2, offset=2)] == expected[2:4]
         differs += expected[:4] != [h.photo.id for h in dual[:4]]
     assert differs >= 1  # the re-ranker really changes what the user sees
+
+
+def test_reranked_hits_over_http_carry_the_rerank_score_they_are_ordered_by(
+    rerank_service: SearchService, captions_client: TestClient
+) -> None:
+    app = create_app(rerank_service.settings, encoder=rerank_service.encoder)
+    query = photos.shared_rows("val", 1)[0]["captions"][0]
+    with TestClient(app) as client:
+        response = client.post("/v1/search/text", json={"query": query, "k": 5})
+    assert response.status_code == 200, response.text
+    hits = response.json()["hits"]
+    assert len(hits) == 5
+    reranked = [h["rerank_score"] for h in hits]
+    assert all(0.0 <= s <= 1.0 for s in reranked)
+    assert reranked == sorted(reranked, reverse=True)
+    assert {h["photo"]["id"] for h in hits} <= {
+        h.photo.id for h in rerank_service.photos_near(rerank_service.text_vector(query), k=6)
+    }
+    # a model without a re-ranker: no rerank_score, hits ordered by cosine score
+    plain = captions_client.post("/v1/search/text", json={"query": query, "k": 5}).json()["hits"]
+    assert all(h["rerank_score"] is None for h in plain)
+    assert [h["score"] for h in plain] == sorted((h["score"] for h in plain), reverse=True)

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class PhotoHit:
     photo: Photo
     score: float
+    rerank_score: float | None = None  # the re-ranker's 0..1 relevance, for models that have one
 
 
 @dataclass
@@ -164,7 +165,9 @@ class SearchService:
     def _reranked_text(self, query: str, *, k: int, **filters: object) -> list[PhotoHit]:
         """The dual encoder's best max(top_n, k + offset) photos, re-ordered by the re-ranker, which needs
         each candidate's patch grid: recomputed from its file (the index stores pooled vectors only).
-        Scores stay the dual encoder's cosine; only the order changes."""
+        Each re-ranked hit keeps its cosine `score` and gets the re-ranker's `rerank_score` (sigmoid of
+        its logit, 0..1) by which the hits are sorted; a photo that cannot be read any more has none and
+        keeps its dual-encoder place after the re-ranked ones."""
         offset: int = filters.pop("offset", 0)  # type: ignore[assignment]
         self._check_k(k, offset)
         wanted = max(int(getattr(self.encoder, "rerank_top_n", 10)), k + offset)
@@ -178,8 +181,10 @@ class SearchService:
             except ImageDecodeError as exc:  # a file gone or changed since indexing: keep its dual rank
                 log.warning("re-ranking without photo %s: %s", hit.photo.id, exc)
         logits = self.encoder.rerank(" ".join(query.split()), images)  # type: ignore[attr-defined]
+        probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
         order = sorted(range(len(readable)), key=lambda i: -float(logits[i]))
-        ranked = [readable[i] for i in order] + [h for h in hits if all(h is not r for r in readable)]
+        ranked = [PhotoHit(readable[i].photo, readable[i].score, float(probabilities[i])) for i in order]
+        ranked += [h for h in hits if all(h is not r for r in readable)]
         return ranked[offset : offset + k]
 
     def search_captions(self, query: str, *, k: int) -> list[CaptionHit]:

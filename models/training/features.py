@@ -83,7 +83,29 @@ def image_features(
     if path.is_file():
         return np.load(path, mmap_mode="r")
     tower = tower.to(device).eval()
+    # crops are seeded, and the caller's random streams stay as they were whether or not the cache hit
+    # (a DataLoader draws its seed from torch's): a resumed run then repeats the straight one exactly
+    caller_random, caller_torch = random.getstate(), torch.get_rng_state()
     random.seed(0)
+    try:
+        out = _extract(tower, preprocess, paths, views, device, batch_size, workers)
+    finally:
+        random.setstate(caller_random)
+        torch.set_rng_state(caller_torch)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def _extract(
+    tower: nn.Module,
+    preprocess: PreprocessConfig,
+    paths: Sequence[Path],
+    views: Sequence[str],
+    device: torch.device,
+    batch_size: int,
+    workers: int,
+) -> np.ndarray:
     out: np.ndarray | None = None
     with Progress(transient=True) as progress:
         for v, view in enumerate(views):
@@ -104,8 +126,6 @@ def image_features(
                 out[v, batch.indices] = feats
                 progress.advance(task, len(batch.indices))
     assert out is not None
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(path, out)
     return out
 
 

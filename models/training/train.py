@@ -7,13 +7,12 @@ photo half the time. Early stopping keeps the epoch with the best validation R@s
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
+from models.training.resume import EpochKeeper, EpochLog, load_resume
 from models.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,6 @@ class TrainOptions:
         values["loss"] = config.get("loss", {}).get("type", "infonce")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-
-@dataclass
-class EpochLog:
-    epoch: int
-    loss: float
-    val_rsum: float
-    seconds: float
 
 
 @dataclass
@@ -183,12 +175,27 @@ def _optimizer(model: JointModel, opts: TrainOptions, tower_lr_scale: float) -> 
     return torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay)
 
 
-def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOptions) -> TrainResult:
+def train_joint(
+    config: dict[str, Any],
+    data: Path,
+    out: Path,
+    opts: TrainOptions,
+    *,
+    resume: Path | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train (or, with resume, carry on from `<out>.resume.pt`) and write the best epoch's checkpoint.
+
+    stop_after: end this run after that epoch (as if interrupted); the resume file lets a later run go on.
+    """
     from models.training.train_e2e import has_trainable_tower, train_e2e
 
     if has_trainable_tower(config):  # towers trained end to end (joint model zoo, issue 3)
-        return train_e2e(config, data, out, opts)
+        return train_e2e(config, data, out, opts, resume=resume, stop_after=stop_after)
     started = time.perf_counter()
+    saved = load_resume(resume) if resume else None
+    if saved:
+        config = saved["config"]
     random.seed(opts.seed)
     np.random.seed(opts.seed)
     torch.manual_seed(opts.seed)
@@ -201,12 +208,14 @@ def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOption
     steps_per_epoch = math.ceil(n_photos / opts.batch_size)
     total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
-    history: list[EpochLog] = []
-    best: tuple[float, int, dict[str, torch.Tensor], RetrievalReport] | None = None
     generator = torch.Generator().manual_seed(opts.seed)
+    keeper = EpochKeeper(out, config, model, optimizer, scheduler, opts, saved=saved, generator=generator)
+    history = keeper.history
     with Progress() as progress:
-        task = progress.add_task("training", total=opts.epochs)
-        for epoch in range(1, opts.epochs + 1):
+        task = progress.add_task("training", total=opts.epochs, completed=keeper.first_epoch - 1)
+        for epoch in range(keeper.first_epoch, opts.epochs + 1):
+            if keeper.stopped:
+                break
             epoch_start, losses = time.perf_counter(), []
             model.train()
             order = torch.randperm(n_photos, generator=generator)
@@ -226,14 +235,14 @@ def train_joint(config: dict[str, Any], data: Path, out: Path, opts: TrainOption
                 losses.append(loss.item())
             report = _validate(model, val)
             record_epoch(history, progress, task, epoch, losses, report, epoch_start)
-            if best is None or report.rsum > best[0]:
-                best = (report.rsum, epoch, copy.deepcopy(model.checkpoint_state()), report)
-            elif epoch - best[1] >= opts.patience:
-                log.info("early stop at epoch %d (best %d)", epoch, best[1])
+            if keeper.end_epoch(epoch, report.rsum, report.to_dict()):
                 break
-    assert best is not None
+            if stop_after is not None and epoch >= stop_after:
+                break
+    best = keeper.final_best()
     seconds = time.perf_counter() - started
-    _, best_epoch, state, report = best
+    best_epoch, state = int(best["epoch"]), best["state"]
+    report = RetrievalReport(**{f.name: best["report"][f.name] for f in fields(RetrievalReport)})
     info = {
         "best_epoch": best_epoch,
         "val": report.to_dict(),

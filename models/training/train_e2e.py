@@ -4,8 +4,7 @@ scratch CNN). `train_joint` dispatches here when a tower is trainable.
 A frozen image tower is still run once and cached (views: original + flipped); a trainable one sees
 photos decoded per batch with a random resized crop and flip. Each step samples one caption per photo
 (two for the caption-only objective). Warmup + cosine AdamW, early stopping on validation R@sum, and
-after every epoch a resume file (`<out>.resume.pt`: model, optimizer, scheduler, RNG states, history)
-so `--resume` carries on from the last finished epoch exactly as if never stopped.
+after every epoch a resume file (models/training/resume.py) for `--resume`.
 """
 
 from __future__ import annotations
@@ -32,14 +31,11 @@ from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
+from models.training.resume import EpochKeeper, EpochLog, load_resume
 from models.training.schedule import warmup_cosine
-from models.training.train import EpochLog, TrainOptions, TrainResult, record_epoch
+from models.training.train import TrainOptions, TrainResult, record_epoch
 
 log = logging.getLogger(__name__)
-
-
-def resume_path(out: Path) -> Path:
-    return Path(out).with_suffix(".resume.pt")
 
 
 class _Images:
@@ -111,36 +107,8 @@ def _validate(
     return retrieval_report(torch.cat(vectors).cpu().numpy(), text.cpu().numpy(), owners)
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _report_from(values: dict[str, Any]) -> RetrievalReport:
     return RetrievalReport(**{f.name: values[f.name] for f in fields(RetrievalReport)})
-
-
-def load_resume(path: Path) -> dict[str, Any]:
-    """A resume file, or the checkpoint it sits beside."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        path = resume_path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no resume file at {path}: pass the `.resume.pt` written beside a checkpoint during training"
-        )
-    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)  # our own file
-    return state
 
 
 def _schedule(steps_per_epoch: int, opts: TrainOptions) -> Callable[[int], float]:
@@ -184,22 +152,11 @@ def train_e2e(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(math.ceil(len(dataset) / opts.batch_size), opts)
     )
-    history: list[EpochLog] = []
-    best: dict[str, Any] | None = None
-    first_epoch = 1
-    if saved:
-        model.load_checkpoint_state(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        history = [EpochLog(**h) for h in saved["history"]]
-        best, first_epoch = saved["best"], int(saved["epoch"]) + 1
-        _set_rng_state(saved["rng"])
-        log.info("resuming %s after epoch %d", resume, saved["epoch"])
-    stopped = bool(saved and saved.get("finished"))
+    keeper = EpochKeeper(out, config, model, optimizer, scheduler, opts, saved=saved)
     with Progress() as progress:
-        task = progress.add_task("training", total=opts.epochs, completed=first_epoch - 1)
-        for epoch in range(first_epoch, opts.epochs + 1):
-            if stopped:
+        task = progress.add_task("training", total=opts.epochs, completed=keeper.first_epoch - 1)
+        for epoch in range(keeper.first_epoch, opts.epochs + 1):
+            if keeper.stopped:
                 break
             epoch_start, losses = time.perf_counter(), []
             model.train()
@@ -215,51 +172,13 @@ def train_e2e(
                 scheduler.step()
                 losses.append(loss.item())
             report = _validate(model, images, val_photos, opts)
-            record_epoch(history, progress, task, epoch, losses, report, epoch_start)
-            if best is None or report.rsum > best["rsum"]:
-                state = {k: v.detach().cpu().clone() for k, v in model.checkpoint_state().items()}
-                best = {"rsum": report.rsum, "epoch": epoch, "state": state, "report": report.to_dict()}
-            stopped = epoch - best["epoch"] >= opts.patience
-            _save_resume(out, config, model, optimizer, scheduler, epoch, history, best, opts, stopped)
-            if stopped:
-                log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
+            record_epoch(keeper.history, progress, task, epoch, losses, report, epoch_start)
+            if keeper.end_epoch(epoch, report.rsum, report.to_dict()):
+                break
             if stop_after is not None and epoch >= stop_after:
                 break
-    assert best is not None, (
-        "no epoch ran: epochs must be at least 1 (or the resume file is already finished)"
-    )
+    best, history = keeper.final_best(), keeper.history
     return _finish(config, model, best, history, data, out, opts, train_photos, val_photos, started)
-
-
-def _save_resume(
-    out: Path,
-    config: dict[str, Any],
-    model: JointModel,
-    optimizer: Any,
-    scheduler: Any,
-    epoch: int,
-    history: list[EpochLog],
-    best: dict[str, Any],
-    opts: TrainOptions,
-    finished: bool,
-) -> None:
-    path = resume_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "epoch": epoch,
-        "config": config,
-        "finished": finished,
-        "model": {k: v.detach().cpu() for k, v in model.checkpoint_state().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "history": [asdict(h) for h in history],
-        "best": best,
-        "rng": _rng_state(),
-        "options": {k: str(v) for k, v in asdict(opts).items()},
-    }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
 
 
 def _finish(

@@ -24,7 +24,10 @@ def _response(service_model: str, k: int, offset: int, hits: list[PhotoHit]) -> 
         model=service_model,
         k=k,
         offset=offset,
-        hits=[PhotoHitPublic(score=h.score, photo=PhotoPublic.from_row(h.photo)) for h in hits],
+        hits=[
+            PhotoHitPublic(score=h.score, rerank_score=h.rerank_score, photo=PhotoPublic.from_row(h.photo))
+            for h in hits
+        ],
     )
 
 
