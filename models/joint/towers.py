@@ -144,21 +144,30 @@ class MiniLMTower(nn.Module):
         return self.st(self._tokens(texts))["sentence_embedding"]
 
     def forward_frozen(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """→ hidden states below the fine-tuned layers (n, T, 384) and the token mask (n, T)."""
+        """→ hidden states below the fine-tuned layers (n, T, 384) and the token mask (n, T).
+
+        Runs the embeddings and the frozen layers only, so a query passes each layer once."""
         tokens = self._tokens(texts)
-        inputs = {k: v for k, v in tokens.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        out = self._bert()(**inputs, output_hidden_states=True)
-        return out.hidden_states[self.split], tokens["attention_mask"]
+        embeddings = self._bert().embeddings
+        hidden = embeddings(input_ids=tokens["input_ids"], token_type_ids=tokens.get("token_type_ids"))
+        mask = tokens["attention_mask"]
+        return self._run_layers(hidden, mask, self._layers()[: self.split]), mask
 
     def forward_trainable(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(n, T, 384) hidden states + (n, T) mask → (n, 384) unit vectors."""
-        mask = mask.to(hidden.dtype)
-        additive = (1.0 - mask[:, None, None, :]) * torch.finfo(hidden.dtype).min  # (n, 1, 1, T)
-        for layer in self._layers()[self.split :]:
+        hidden = self._run_layers(hidden, mask, self._layers()[self.split :])
+        weights = mask.to(hidden.dtype)
+        pooled = (hidden * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    @staticmethod
+    def _run_layers(hidden: torch.Tensor, mask: torch.Tensor, layers: nn.ModuleList) -> torch.Tensor:
+        keep = mask.to(hidden.dtype)[:, None, None, :]  # (n, 1, 1, T)
+        additive = (1.0 - keep) * torch.finfo(hidden.dtype).min
+        for layer in layers:
             out = layer(hidden, attention_mask=additive)
             hidden = out[0] if isinstance(out, tuple) else out
-        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return hidden
 
 
 def build_image_tower(spec: dict[str, Any], pretrained: bool = True) -> nn.Module:
