@@ -163,14 +163,36 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
 
 PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
     (
-        "joint-default (shipped: top 2 blocks of each tower tuned)",
+        "joint-default (shipped: top 4 image blocks, all 6 text layers tuned)",
         Path("models/checkpoints/joint-default.safetensors"),
+    ),
+    (
+        "joint-finetune-top2 (top 2 blocks of each tower tuned; the previous default)",
+        Path("data/zoo/joint-finetune-top2.safetensors"),
     ),
     (
         "joint-frozen (frozen towers, trained heads)",
         Path("models/checkpoints/joint-frozen.safetensors"),
     ),
 )
+
+
+def _row_name(line: str) -> str:
+    return line.split(" | ")[0].removeprefix("| ")
+
+
+def refresh_pretrained_rows() -> None:
+    """Rewrite only the rows of PRETRAINED_ROWS in the existing MODELS.md from their checkpoints (a row
+    whose checkpoint is not on this machine keeps its line); every other row stays as it was."""
+    lines = MD.read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("|---|---|---|---|---|---|---|"))
+    table = lines[header + 1 :]
+    old = {_row_name(line): line for line in table if line.startswith("| joint-")}
+    rows = [checkpoint_row(name, path) or old.get(name) for name, path in PRETRAINED_ROWS]
+    replaced = {name for name, _ in PRETRAINED_ROWS}
+    replaced |= {name for name in old if name.startswith(("joint-default (", "joint-frozen ("))}
+    rest = [line for line in table if _row_name(line) not in replaced]
+    MD.write_text("\n".join([*lines[: header + 1], *[r for r in rows if r], *rest]) + "\n")
 
 
 def checkpoint_row(name: str, path: Path) -> str | None:
@@ -209,7 +231,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/flickr8k"))
     parser.add_argument("--only", nargs="*", help="run names to (re)train")
     parser.add_argument("--note", default="")
+    parser.add_argument(
+        "--pretrained-rows-only",
+        action="store_true",
+        help="only refresh the rows of the shipped (pretrained-tower) checkpoints in the existing MODELS.md",
+    )
     args = parser.parse_args()
+    if args.pretrained_rows_only:
+        refresh_pretrained_rows()
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     store = OUT / "results.json"
     results: dict[str, Any] = json.loads(store.read_text()) if store.is_file() else {}

@@ -77,7 +77,7 @@ def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_path: Path) -> None:
-    """joint-default: the top image blocks and text layers train on cached outputs of the rest."""
+    """joint-default: the top image blocks and the text layers train on cached outputs of the rest."""
     import torch
 
     from models.checkpoint import load_checkpoint
@@ -98,8 +98,10 @@ def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_pat
     result = train_joint(config, small_data, out, opts)
     assert result.history[-1].loss < result.history[0].loss
     state = load_checkpoint(out).state_dict
-    assert any(k.startswith("image_tower.net.blocks.5") or "blocks.6" in k for k in state)
-    assert any("encoder.layer.5." in k for k in state) and not any("encoder.layer.0." in k for k in state)
+    first = 7 - config["image_tower"]["finetune_blocks"]  # the lowest tuned of EfficientNet's 7 blocks
+    assert any(k.startswith(f"image_tower.net.blocks.{first}.") for k in state)
+    assert not any(k.startswith(f"image_tower.net.blocks.{first - 1}.") for k in state)
+    assert any("encoder.layer.5." in k for k in state) and not any("embeddings" in k for k in state)
     assert not any(k.startswith("image_tower.net.conv_stem") for k in state)
     assert all(v.dtype == torch.float16 for k, v in state.items() if "tower" in k and v.is_floating_point())
     pretrained = JointModel(config).image_tower.net.blocks[6][0].conv_pw.weight
