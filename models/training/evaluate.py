@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,11 @@ class RetrievalReport:
 
     def to_dict(self) -> dict[str, float]:
         return {**asdict(self), "rsum": self.rsum}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float]) -> RetrievalReport:
+        """Inverse of to_dict (the derived rsum is dropped)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
     def markdown(self, title: str = "") -> str:
         head = "| model | T→I R@1 | R@5 | R@10 | MedR | I→T R@1 | R@5 | R@10 | MedR | R@sum |"

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from rich.progress import Progress
+
+from models.training.evaluate import RetrievalReport
 
 log = logging.getLogger(__name__)
 
@@ -60,42 +65,21 @@ def load_resume(path: Path) -> dict[str, Any]:
     return state
 
 
-def save_resume(
-    out: Path,
-    *,
-    config: dict[str, Any],
-    model: torch.nn.Module,
-    optimizer: Any,
-    scheduler: Any,
-    epoch: int,
-    history: list[Any],
-    best: dict[str, Any],
-    opts: Any,
-    finished: bool,
-    generator: torch.Generator | None = None,
-) -> None:
-    """Write the resume file atomically (a kill mid-write leaves the previous epoch's file)."""
-    path = resume_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "epoch": epoch,
-        "config": config,
-        "finished": finished,
-        "model": {k: v.detach().cpu() for k, v in model.checkpoint_state().items()},  # type: ignore[operator]
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "history": [asdict(h) for h in history],
-        "best": best,
-        "rng": rng_state(generator),
-        "options": {k: str(v) for k, v in asdict(opts).items()},
-    }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+def start_run(
+    config: dict[str, Any], seed: int, resume: Path | None
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Seed every RNG; when resuming, load the resume file and carry on with the config it saved.
+    → (the saved run or None, the config to train)."""
+    saved = load_resume(resume) if resume else None
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return saved, saved["config"] if saved else config
 
 
 class EpochKeeper:
-    """Keeps the best epoch's state, decides early stopping and writes the resume file each epoch."""
+    """Runs the epochs: progress bar and log, the best epoch's state, early stopping on val R@sum, and the
+    resume file after each epoch."""
 
     def __init__(
         self,
@@ -124,30 +108,78 @@ class EpochKeeper:
             set_rng_state(saved["rng"], generator)
             log.info("resuming %s after epoch %d", resume_path(out), saved["epoch"])
 
-    def end_epoch(self, epoch: int, rsum: float, report: dict[str, Any]) -> bool:
-        """Record the epoch's val figures; True when training should stop early."""
-        if self.best is None or rsum > self.best["rsum"]:
+    def step(self, loss: torch.Tensor) -> float:
+        """One optimizer and schedule step on a batch's loss; → the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.item())
+
+    def run(
+        self,
+        train_epoch: Callable[[int], list[float]],
+        validate: Callable[[], RetrievalReport],
+        stop_after: int | None = None,
+    ) -> None:
+        """train_epoch(epoch) → its step losses; validate() → val figures. stop_after: end the run after
+        that epoch (as if interrupted); the resume file lets a later run go on."""
+        with Progress() as progress:
+            task = progress.add_task("training", total=self.opts.epochs, completed=self.first_epoch - 1)
+            for epoch in range(self.first_epoch, self.opts.epochs + 1):
+                if self.stopped:
+                    break
+                started = time.perf_counter()
+                losses = train_epoch(epoch)
+                report = validate()
+                loss = float(np.mean(losses))
+                self.history.append(EpochLog(epoch, loss, report.rsum, time.perf_counter() - started))
+                progress.update(
+                    task, advance=1, description=f"epoch {epoch} loss {loss:.3f} val R@sum {report.rsum:.1f}"
+                )
+                log.info(
+                    "epoch %d: loss %.3f, val R@sum %.1f (T→I R@1 %.1f, I→T R@1 %.1f)",
+                    epoch,
+                    loss,
+                    report.rsum,
+                    report.t2i_r1,
+                    report.i2t_r1,
+                )
+                self._end_epoch(epoch, report)
+                if self.stopped or (stop_after is not None and epoch >= stop_after):
+                    break
+
+    def _end_epoch(self, epoch: int, report: RetrievalReport) -> None:
+        if self.best is None or report.rsum > self.best["rsum"]:
             state = {k: v.detach().cpu().clone() for k, v in self.model.checkpoint_state().items()}  # type: ignore[operator]
-            self.best = {"rsum": rsum, "epoch": epoch, "state": state, "report": report}
+            self.best = {"rsum": report.rsum, "epoch": epoch, "state": state, "report": report.to_dict()}
         self.stopped = epoch - self.best["epoch"] >= self.opts.patience
-        save_resume(
-            self.out,
-            config=self.config,
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            epoch=epoch,
-            history=self.history,
-            best=self.best,
-            opts=self.opts,
-            finished=self.stopped,
-            generator=self.generator,
-        )
+        self._save(epoch)
         if self.stopped:
             log.info("early stop at epoch %d (best %d)", epoch, self.best["epoch"])
-        return self.stopped
 
-    def final_best(self) -> dict[str, Any]:
+    def _save(self, epoch: int) -> None:
+        """Write the resume file atomically (a kill mid-write leaves the previous epoch's file)."""
+        path = resume_path(self.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "epoch": epoch,
+            "config": self.config,
+            "finished": self.stopped,
+            "model": {k: v.detach().cpu() for k, v in self.model.checkpoint_state().items()},  # type: ignore[operator]
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": [asdict(h) for h in self.history],
+            "best": self.best,
+            "rng": rng_state(self.generator),
+            "options": {k: str(v) for k, v in asdict(self.opts).items()},
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def final_best(self) -> tuple[int, dict[str, torch.Tensor], RetrievalReport]:
+        """→ the best epoch, its trainable state and its val figures."""
         if self.best is None:
             raise ValueError("no epoch ran: epochs must be at least 1 (or the resume file has finished)")
-        return self.best
+        return int(self.best["epoch"]), self.best["state"], RetrievalReport.from_dict(self.best["report"])

@@ -12,13 +12,12 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import Progress, TaskID
 
 from models.checkpoint import save_checkpoint
 from models.encoder import PreprocessConfig
@@ -27,7 +26,7 @@ from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
-from models.training.resume import EpochKeeper, EpochLog, load_resume
+from models.training.resume import EpochKeeper, EpochLog, start_run
 from models.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -134,29 +133,6 @@ def _validate(model: JointModel, val: _Features, chunk: int = 250) -> RetrievalR
     return retrieval_report(image.numpy(), text.numpy(), val.caption_owner)
 
 
-def record_epoch(
-    history: list[EpochLog],
-    progress: Progress,
-    task: TaskID,
-    epoch: int,
-    losses: list[float],
-    report: RetrievalReport,
-    started: float,
-) -> None:
-    """Append the epoch to the history, show it on the progress bar and in the log."""
-    loss = float(np.mean(losses))
-    history.append(EpochLog(epoch, loss, report.rsum, time.perf_counter() - started))
-    progress.update(task, advance=1, description=f"epoch {epoch} loss {loss:.3f} val R@sum {report.rsum:.1f}")
-    log.info(
-        "epoch %d: loss %.3f, val R@sum %.1f (T→I R@1 %.1f, I→T R@1 %.1f)",
-        epoch,
-        loss,
-        report.rsum,
-        report.t2i_r1,
-        report.i2t_r1,
-    )
-
-
 def _optimizer(model: JointModel, opts: TrainOptions, tower_lr_scale: float) -> torch.optim.Optimizer:
     """Heads learn at lr; pretrained tower layers being fine-tuned at lr × tower_lr_scale."""
     towers = [
@@ -193,12 +169,7 @@ def train_joint(
     if has_trainable_tower(config):  # towers trained end to end (joint model zoo, issue 3)
         return train_e2e(config, data, out, opts, resume=resume, stop_after=stop_after)
     started = time.perf_counter()
-    saved = load_resume(resume) if resume else None
-    if saved:
-        config = saved["config"]
-    random.seed(opts.seed)
-    np.random.seed(opts.seed)
-    torch.manual_seed(opts.seed)
+    saved, config = start_run(config, opts.seed, resume)
     model = JointModel(config)
     train_views = tuple(config.get("train", {}).get("views", ("original", "hflip")))
     train = _features(model, load_captioned_photos(data, "train"), train_views, opts, config)
@@ -210,39 +181,27 @@ def train_joint(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
     generator = torch.Generator().manual_seed(opts.seed)
     keeper = EpochKeeper(out, config, model, optimizer, scheduler, opts, saved=saved, generator=generator)
+
+    def train_epoch(epoch: int) -> list[float]:
+        model.train()
+        losses = []
+        order = torch.randperm(n_photos, generator=generator)
+        for start in range(0, n_photos, opts.batch_size):
+            batch = order[start : start + opts.batch_size]
+            if len(batch) < 2:
+                continue
+            views = torch.randint(0, train.images.shape[0], (len(batch),), generator=generator)
+            caption_rows = [random.choice(train.captions_of[i]) for i in batch.tolist()]
+            image = model.embed_image_frozen(train.images[views, batch].float())
+            text = model.embed_text_frozen(*train.text_batch(caption_rows))
+            loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
+            losses.append(keeper.step(loss))
+        return losses
+
+    keeper.run(train_epoch, lambda: _validate(model, val), stop_after)
+    best_epoch, state, report = keeper.final_best()
     history = keeper.history
-    with Progress() as progress:
-        task = progress.add_task("training", total=opts.epochs, completed=keeper.first_epoch - 1)
-        for epoch in range(keeper.first_epoch, opts.epochs + 1):
-            if keeper.stopped:
-                break
-            epoch_start, losses = time.perf_counter(), []
-            model.train()
-            order = torch.randperm(n_photos, generator=generator)
-            for start in range(0, n_photos, opts.batch_size):
-                batch = order[start : start + opts.batch_size]
-                if len(batch) < 2:
-                    continue
-                views = torch.randint(0, train.images.shape[0], (len(batch),), generator=generator)
-                caption_rows = [random.choice(train.captions_of[i]) for i in batch.tolist()]
-                image = model.embed_image_frozen(train.images[views, batch].float())
-                text = model.embed_text_frozen(*train.text_batch(caption_rows))
-                loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-            report = _validate(model, val)
-            record_epoch(history, progress, task, epoch, losses, report, epoch_start)
-            if keeper.end_epoch(epoch, report.rsum, report.to_dict()):
-                break
-            if stop_after is not None and epoch >= stop_after:
-                break
-    best = keeper.final_best()
     seconds = time.perf_counter() - started
-    best_epoch, state = int(best["epoch"]), best["state"]
-    report = RetrievalReport(**{f.name: best["report"][f.name] for f in fields(RetrievalReport)})
     info = {
         "best_epoch": best_epoch,
         "val": report.to_dict(),

@@ -12,16 +12,14 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import Progress
 
 from models.checkpoint import save_checkpoint
 from models.encoder import PreprocessConfig
@@ -31,9 +29,9 @@ from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
-from models.training.resume import EpochKeeper, EpochLog, load_resume
+from models.training.resume import EpochKeeper, EpochLog, start_run
 from models.training.schedule import warmup_cosine
-from models.training.train import TrainOptions, TrainResult, record_epoch
+from models.training.train import TrainOptions, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +105,6 @@ def _validate(
     return retrieval_report(torch.cat(vectors).cpu().numpy(), text.cpu().numpy(), owners)
 
 
-def _report_from(values: dict[str, Any]) -> RetrievalReport:
-    return RetrievalReport(**{f.name: values[f.name] for f in fields(RetrievalReport)})
-
-
 def _schedule(steps_per_epoch: int, opts: TrainOptions) -> Callable[[int], float]:
     return warmup_cosine(int(steps_per_epoch * opts.warmup_epochs), steps_per_epoch * opts.epochs)
 
@@ -129,12 +123,7 @@ def train_e2e(
     stop_after: end this run after that epoch (as if interrupted); the resume file lets a later run go on.
     """
     started = time.perf_counter()
-    saved = load_resume(resume) if resume else None
-    if saved:
-        config = saved["config"]
-    random.seed(opts.seed)
-    np.random.seed(opts.seed)
-    torch.manual_seed(opts.seed)
+    saved, config = start_run(config, opts.seed, resume)
     train_photos, val_photos = load_captioned_photos(data, "train"), load_captioned_photos(data, "val")
     config = with_vocab(config, train_photos)
     device = torch.device(opts.device)
@@ -153,38 +142,28 @@ def train_e2e(
         optimizer, _schedule(math.ceil(len(dataset) / opts.batch_size), opts)
     )
     keeper = EpochKeeper(out, config, model, optimizer, scheduler, opts, saved=saved)
-    with Progress() as progress:
-        task = progress.add_task("training", total=opts.epochs, completed=keeper.first_epoch - 1)
-        for epoch in range(keeper.first_epoch, opts.epochs + 1):
-            if keeper.stopped:
-                break
-            epoch_start, losses = time.perf_counter(), []
-            model.train()
-            for batch in batches(
-                dataset, epoch=epoch, batch_size=opts.batch_size, shuffle=True, workers=opts.workers
-            ):
-                if len(batch.indices) < 2:
-                    continue
-                loss = _step_loss(model, images, batch, opts, objective)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-            report = _validate(model, images, val_photos, opts)
-            record_epoch(keeper.history, progress, task, epoch, losses, report, epoch_start)
-            if keeper.end_epoch(epoch, report.rsum, report.to_dict()):
-                break
-            if stop_after is not None and epoch >= stop_after:
-                break
-    best, history = keeper.final_best(), keeper.history
-    return _finish(config, model, best, history, data, out, opts, train_photos, val_photos, started)
+
+    def train_epoch(epoch: int) -> list[float]:
+        model.train()
+        losses = []
+        for batch in batches(
+            dataset, epoch=epoch, batch_size=opts.batch_size, shuffle=True, workers=opts.workers
+        ):
+            if len(batch.indices) < 2:
+                continue
+            loss = _step_loss(model, images, batch, opts, objective)
+            losses.append(keeper.step(loss))
+        return losses
+
+    keeper.run(train_epoch, lambda: _validate(model, images, val_photos, opts), stop_after)
+    best = keeper.final_best()
+    return _finish(config, model, best, keeper.history, data, out, opts, train_photos, val_photos, started)
 
 
 def _finish(
     config: dict[str, Any],
     model: JointModel,
-    best: dict[str, Any],
+    best: tuple[int, dict[str, torch.Tensor], RetrievalReport],
     history: list[EpochLog],
     data: Path,
     out: Path,
@@ -193,10 +172,10 @@ def _finish(
     val_photos: list[CaptionedPhoto],
     started: float,
 ) -> TrainResult:
-    model.load_checkpoint_state(best["state"])
-    report = _report_from(best["report"])
+    best_epoch, state, report = best
+    model.load_checkpoint_state(state)
     info: dict[str, Any] = {
-        "best_epoch": best["epoch"],
+        "best_epoch": best_epoch,
         "val": report.to_dict(),
         "data": str(data),
         "options": {k: str(v) for k, v in asdict(opts).items()},
@@ -212,7 +191,7 @@ def _finish(
     from models.training.plots import plot_training_curves
 
     plot_training_curves(history, out.with_suffix(".png"), title=str(config.get("name", out.stem)))
-    return TrainResult(out, int(best["epoch"]), report, history, seconds)
+    return TrainResult(out, best_epoch, report, history, seconds)
 
 
 def has_trainable_tower(config: dict[str, Any]) -> bool:
