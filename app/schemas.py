@@ -86,6 +86,11 @@ class PhotoHitPublic(BaseModel):
         description="For models with a re-ranker (text search): its relevance 0..1, by which hits are "
         "ordered; null otherwise.",
     )
+    rank_score: float | None = Field(
+        default=None,
+        description="For models with a query bank (text search): the cosine minus the photo's hubness "
+        "offset, by which hits are ordered; null otherwise.",
+    )
     photo: PhotoPublic
 
 
@@ -97,14 +102,25 @@ class SearchResponse(BaseModel):
 
 
 class CaptionHitPublic(BaseModel):
-    score: float
+    score: float = Field(description="Cosine similarity to the query, -1..1.")
+    rank_score: float | None = Field(
+        default=None,
+        description="For models with a query bank (photo queries): the cosine minus the caption's hubness "
+        "offset, by which captions are ordered; null otherwise.",
+    )
     caption_id: int
     text: str
     photo_id: int
 
     @classmethod
-    def from_row(cls, caption: Caption, score: float) -> CaptionHitPublic:
-        return cls(score=score, caption_id=caption.id, text=caption.text, photo_id=caption.photo_id)
+    def from_row(cls, caption: Caption, score: float, rank_score: float | None = None) -> CaptionHitPublic:
+        return cls(
+            score=score,
+            rank_score=rank_score,
+            caption_id=caption.id,
+            text=caption.text,
+            photo_id=caption.photo_id,
+        )
 
 
 class AnnotateResponse(BaseModel):

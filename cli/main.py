@@ -42,6 +42,10 @@ def train(
     resume: Annotated[
         Path | None, typer.Option(help="Carry on from the .resume.pt written beside --out after each epoch.")
     ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from this trained checkpoint of the same model config.")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Override the training resolution.")] = None,
 ) -> None:
     """Train a joint model on captioned photos; writes a checkpoint, its curves PNG and val figures."""
     from app.core.config import get_settings
@@ -50,6 +54,8 @@ def train(
 
     settings = get_settings()
     config = load_model_config(model)
+    if image_size is not None:
+        config["preprocess"] = {**config.get("preprocess", {}), "image_size": image_size}
     opts = TrainOptions.from_config(
         config,
         epochs=epochs,
@@ -59,6 +65,7 @@ def train(
         seed=seed,
         device=str(resolve_device(device)),
         cache_dir=settings.data_dir / "cache",
+        init=init,
     )
     target = out or settings.data_dir / "checkpoints" / f"{model}.safetensors"
     result = train_joint(config, data, target, opts, resume=resume)
@@ -79,11 +86,18 @@ def evaluate(
 ) -> None:
     """R@1/5/10 and median rank, text→image and image→text, over a whole split."""
     from models.registry import create_encoder
-    from models.training.evaluate import evaluate_encoder
+    from models.training.evaluate import encoder_reports
 
     encoder = create_encoder(model, device=device)
-    result = evaluate_encoder(encoder, data, split)
-    console.print(result.markdown(encoder.key))
+    reports = encoder_reports(encoder, data, split)
+    result = reports.get("normalised", reports["cosine"])  # ranked as the service ranks
+    if "normalised" in reports:
+        console.print(reports["cosine"].markdown(f"{encoder.key} plain cosine"))
+        console.print(result.markdown(f"{encoder.key} with its query bank (as served)"))
+        if report:
+            reports["cosine"].write(report.with_name(f"{report.stem}-cosine.json"), f"{encoder.key} cosine")
+    else:
+        console.print(result.markdown(encoder.key))
     if report:
         result.write(report, encoder.key)
         console.print(f"report: {report} and {report.with_suffix('.md')}")

@@ -58,5 +58,54 @@ def print_reranked(encoder: Encoder, data: Path, split: str, report: Path | None
         reranked.write(report.with_name(f"{report.stem}-reranked.json"), f"{encoder.key} + re-ranker")
 
 
+def calibrate_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A trained joint checkpoint (.safetensors), rewritten.")],
+    data: Annotated[Path, typer.Option(help="Captioned photos; the bank comes from the train split.")] = Path(
+        "../shared/data/flickr8k"
+    ),
+    image_size: Annotated[
+        int | None, typer.Option(help="Resolution photos are embedded at (default: the checkpoint's).")
+    ] = None,
+    hflip: Annotated[
+        bool | None, typer.Option("--hflip/--no-hflip", help="Average each photo with its mirror image.")
+    ] = None,
+    bank_photos: Annotated[int, typer.Option(help="Photos in the query bank (0: no bank).")] = 2000,
+    bank_captions: Annotated[int, typer.Option(help="Captions in the query bank.")] = 5000,
+    k: Annotated[int, typer.Option(help="Nearest bank entries averaged into a hit's offset.")] = 50,
+    beta: Annotated[float, typer.Option(help="Weight of the offset.")] = 0.5,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+) -> None:
+    """Set how a trained checkpoint embeds photos (resolution, mirror averaging) and give it a query bank
+    against hubness; `photosearch train` does this itself when the model config asks for it."""
+    from models.checkpoint import CheckpointError, read_checkpoint_config
+    from models.query_bank import calibrate_checkpoint
+
+    try:
+        test_time = dict(read_checkpoint_config(checkpoint).get("test_time", {}))
+    except CheckpointError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if image_size is not None:
+        if not 32 <= image_size <= 1024:
+            console.print(f"[red]error:[/red] --image-size must be 32..1024 pixels; got {image_size}")
+            raise typer.Exit(2)
+        test_time["image_size"] = image_size
+    if hflip is not None:
+        test_time["hflip"] = hflip
+    options = (
+        {"photos": bank_photos, "captions": bank_captions, "k": k, "beta": beta} if bank_photos else None
+    )
+    try:
+        bank = calibrate_checkpoint(
+            checkpoint, data, test_time=test_time, bank_options=options, device=device
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    described = "no query bank" if bank is None else f"query bank {bank.settings()}"
+    console.print(f"{checkpoint}: test time {test_time}, {described}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("embedding-map")(embedding_map_command)
+    app.command("calibrate")(calibrate_command)

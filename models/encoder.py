@@ -8,11 +8,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    from models.query_bank import QueryBank
 
 ResizeMode = Literal["squash", "shortest_crop"]
 
@@ -72,6 +75,9 @@ class Encoder(ABC):
     # exp(learned temperature): zero-shot probabilities are softmax(logit_scale * cosine). 100.0 is
     # CLIP's usual (clamped) value; families that learn one (clip) set their own.
     logit_scale: float = 100.0
+    # Query-bank normalisation (models/query_bank.py), for checkpoints that carry a bank: text→photo
+    # and photo→caption hits are ranked by cosine minus the hit's hubness offset.
+    query_bank: QueryBank | None = None
 
     def suggested_batch_size(self) -> int:
         """Photos per forward pass when the user sets none; families override with a memory estimate."""

@@ -50,8 +50,10 @@ def test_text_search_ranks_photos_with_scores(indexed) -> None:
     body = response.json()
     hits = body["hits"]
     assert len(hits) == 5 and body["model"].startswith("joint-default@")
-    scores = [h["score"] for h in hits]
-    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    assert all(-1 <= h["score"] <= 1 and h["rerank_score"] is None for h in hits)
+    # the shipped model has a query bank: hits are ordered by cosine minus the photo's hubness offset
+    ranks = [h["rank_score"] for h in hits]
+    assert ranks == sorted(ranks, reverse=True) and all(r < h["score"] for r, h in zip(ranks, hits))
     top = hits[0]["photo"]
     assert Path(top["path"]).parent == folder and top["width"] == 224 and len(top["captions"]) == 5
     assert any("dog" in caption for h in hits[:3] for caption in h["photo"]["captions"])
@@ -74,11 +76,13 @@ def test_pagination_and_min_score(indexed) -> None:
         "hits"
     ]
     assert [h["photo"]["id"] for h in page] == [h["photo"]["id"] for h in full[5:10]]
-    cut = full[3]["score"]
+    every = client.post("/v1/search/text", json={"query": "children playing", "k": 24}).json()["hits"]
+    cut = sorted(h["score"] for h in every)[-4]  # min_score is on the cosine: 4 of the 24 photos pass
     kept = client.post(
         "/v1/search/text", json={"query": "children playing", "k": 10, "min_score": cut}
     ).json()
     assert all(h["score"] >= cut for h in kept["hits"]) and len(kept["hits"]) == 4
+    assert [h["photo"]["id"] for h in kept["hits"]] == [h["photo"]["id"] for h in every if h["score"] >= cut]
 
 
 def test_image_search_by_upload_and_by_photo_id(indexed) -> None:
@@ -94,6 +98,25 @@ def test_image_search_by_upload_and_by_photo_id(indexed) -> None:
     assert len(ids) == 3 and top["photo"]["id"] not in ids  # the query photo itself is left out
 
 
+def test_text_hits_are_ranked_by_cosine_minus_the_query_bank_offset(indexed, encoder: Encoder) -> None:
+    """rank_score = cosine − offset, the offset from the model's bank of typical captions; photo→photo
+    search is plain cosine."""
+    client, folder = indexed
+    hits = client.post("/v1/search/text", json={"query": "a dog in the snow", "k": 24}).json()["hits"]
+    assert len(hits) == 24
+    bank = encoder.query_bank
+    assert bank is not None
+    images = [Image.open(h["photo"]["path"]).convert("RGB") for h in hits]
+    offsets = bank.photo_offsets(encoder.encode_images(images))
+    for hit, offset in zip(hits, offsets, strict=True):
+        assert hit["rank_score"] == pytest.approx(hit["score"] - float(offset), abs=1e-4)
+    assert 0.1 < float(offsets.mean()) < 0.5 and float(offsets.std()) > 0.005  # offsets differ by photo
+    similar = client.post("/v1/search/image", json={"photo_id": hits[0]["photo"]["id"], "k": 5}).json()
+    assert all(h["rank_score"] is None for h in similar["hits"])
+    scores = [h["score"] for h in similar["hits"]]
+    assert scores == sorted(scores, reverse=True)
+
+
 def test_annotate_returns_the_photos_own_captions_first(indexed) -> None:
     client, folder = indexed
     row = photos.shared_rows("val", 1)[0]
@@ -101,7 +124,9 @@ def test_annotate_returns_the_photos_own_captions_first(indexed) -> None:
     response = client.post("/v1/annotate", **upload((folder / Path(row["image"]).name).read_bytes(), k="5"))
     assert response.status_code == 200, response.text
     captions = response.json()["captions"]
-    assert len(captions) == 5 and captions[0]["score"] >= captions[-1]["score"]
+    ranks = [c["rank_score"] for c in captions]  # ordered by cosine minus the caption's hubness offset
+    assert len(captions) == 5 and ranks == sorted(ranks, reverse=True)
+    assert all(c["rank_score"] < c["score"] for c in captions)
     assert any(c["text"] in own for c in captions)
     photo_id = captions[0]["photo_id"]
     by_id = client.post("/v1/annotate", json={"photo_id": photo_id, "k": 2})

@@ -85,6 +85,7 @@ def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_pat
 
     config = load_model_config("joint-default")
     config["train"]["views"] = ["original", "crop1"]
+    del config["test_time"], config["query_bank"]  # served as trained (tests/test_query_bank.py: both)
     opts = TrainOptions.from_config(
         config,
         epochs=3,
@@ -135,3 +136,42 @@ def test_cached_training_resumes_exactly_where_it_stopped(small_data: Path, tmp_
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     with pytest.raises(FileNotFoundError, match="no resume file"):
         train_joint(config, small_data, tmp_path / "x.safetensors", opts, resume=tmp_path / "x.safetensors")
+
+
+def test_training_ends_with_the_test_time_settings_and_query_bank_its_config_asks_for(
+    small_data: Path, tmp_path: Path
+) -> None:
+    config = load_model_config("joint-frozen")
+    config["test_time"] = {"image_size": 240, "hflip": True}
+    config["query_bank"] = {"photos": 40, "captions": 100, "k": 10, "beta": 0.5}
+    opts = TrainOptions.from_config(config, epochs=2, batch_size=32, device="cpu", cache_dir=tmp_path / "c")
+    out = tmp_path / "banked.safetensors"
+    train_joint(config, small_data, out, opts)
+    encoder = create_encoder(str(out), device="cpu")
+    assert encoder.preprocess.image_size == 240 and encoder.hflip  # type: ignore[attr-defined]
+    bank = encoder.query_bank
+    assert bank is not None and bank.images.shape == (40, 512) and bank.texts.shape == (100, 512)
+    from models.training.evaluate import encoder_reports
+
+    reports = encoder_reports(encoder, small_data, "val")
+    assert set(reports) == {"cosine", "normalised"} and reports["normalised"].images == 32
+
+
+def test_training_can_start_from_a_trained_checkpoint(small_data: Path, tmp_path: Path) -> None:
+    """--init: the run starts where the given checkpoint ended (its first val figures are that model's)."""
+    config = load_model_config("joint-frozen")
+    opts = TrainOptions.from_config(
+        config, epochs=4, batch_size=32, device="cpu", cache_dir=tmp_path / "c", warmup_epochs=1
+    )
+    first = train_joint(config, small_data, tmp_path / "first.safetensors", opts)
+    again = TrainOptions.from_config(
+        config, epochs=1, lr=1e-9, batch_size=32, device="cpu", cache_dir=tmp_path / "c", warmup_epochs=0
+    )
+    fresh = train_joint(config, small_data, tmp_path / "fresh.safetensors", again)
+    again.init = tmp_path / "first.safetensors"
+    continued = train_joint(config, small_data, tmp_path / "continued.safetensors", again)
+    assert continued.report.rsum == pytest.approx(first.report.rsum, abs=2.0)  # lr ~0: the model it started as
+    assert fresh.report.rsum < first.report.rsum - 20  # a fresh start with lr ~0 knows nothing yet
+    with pytest.raises(ValueError, match="does not fit this model config"):
+        other = load_model_config("joint-default")
+        train_joint(other, small_data, tmp_path / "x.safetensors", again)

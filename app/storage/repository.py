@@ -257,6 +257,20 @@ def photo_vectors_for_ids(
     return ids_out, [r[1] for r in rows], from_blobs([r[2] for r in rows], dim)
 
 
+def caption_vectors_for_ids(
+    session: Session, *, ids: Sequence[int], model_key: str, dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """→ (ids (n,), vectors (n, dim)) for those of `ids` embedded with this model."""
+    if not ids:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+    rows = session.execute(
+        select(CaptionEmbedding.caption_id, CaptionEmbedding.vector)
+        .where(CaptionEmbedding.caption_id.in_(list(ids)), CaptionEmbedding.model_key == model_key)
+        .order_by(CaptionEmbedding.caption_id)
+    ).all()
+    return np.array([r[0] for r in rows], dtype=np.int64), from_blobs([r[1] for r in rows], dim)
+
+
 def replace_zero_shot_tags(session: Session, *, photo_ids: Sequence[int], tags: Iterable[PhotoTag]) -> None:
     """A photo's zero-shot tags from any earlier label set or model give way to the new ones."""
     session.execute(

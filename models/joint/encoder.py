@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,23 +13,45 @@ from PIL import Image
 from models.checkpoint import Checkpoint
 from models.encoder import Encoder, PreprocessConfig, l2_normalise
 from models.joint.model import JointModel
+from models.query_bank import QueryBank, split_bank_tensors
 
 
 class JointEncoder(Encoder):
     family = "joint"
 
-    def __init__(self, name: str, model: JointModel, digest: str, device: torch.device) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: JointModel,
+        digest: str,
+        device: torch.device,
+        query_bank: QueryBank | None = None,
+    ) -> None:
         self.name = name
         self.model = model.to(device).eval()
         self.dim = model.embed_dim
-        self.preprocess = PreprocessConfig.from_dict(model.config.get("preprocess", {}))
+        # config "test_time": how photos are embedded once trained — a resolution other than the
+        # training one (a CNN trained at 224 px sees more detail at 256-288 px) and the mean of the
+        # photo and its mirror image. Training always uses "preprocess".
+        test_time = model.config.get("test_time", {})
+        preprocess = PreprocessConfig.from_dict(model.config.get("preprocess", {}))
+        if "image_size" in test_time:
+            preprocess = replace(preprocess, image_size=int(test_time["image_size"]))
+        self.preprocess = preprocess
+        self.hflip = bool(test_time.get("hflip", False))
+        self.query_bank = query_bank
         self.checkpoint_digest = digest
         self.device = device
         self.logit_scale = float(model.logit_scale.detach().exp().clamp(max=100.0))
 
     @torch.inference_mode()
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
-        return l2_normalise(self.model.encode_image(pixels.to(self.device)))
+        pixels = pixels.to(self.device)
+        vectors = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
+        if self.hflip:  # the photo and its mirror image, averaged
+            mirrored = self.model.encode_image(pixels.flip(-1)).float()
+            vectors = vectors + torch.nn.functional.normalize(mirrored, dim=-1)
+        return l2_normalise(vectors)
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
@@ -67,5 +90,6 @@ def build_joint_encoder(
     name: str, config: dict[str, Any], checkpoint: Checkpoint, device: torch.device
 ) -> JointEncoder:
     model = JointModel(config)
-    model.load_checkpoint_state(checkpoint.state_dict)
-    return JointEncoder(name, model, checkpoint.digest, device)
+    model.load_checkpoint_state(split_bank_tensors(checkpoint.state_dict))
+    bank = QueryBank.from_checkpoint(config, checkpoint.state_dict)
+    return JointEncoder(name, model, checkpoint.digest, device, bank)

@@ -56,18 +56,27 @@ class RetrievalReport:
 
 
 def retrieval_report(
-    image_vectors: np.ndarray, text_vectors: np.ndarray, text_to_image: np.ndarray, chunk: int = 1024
+    image_vectors: np.ndarray,
+    text_vectors: np.ndarray,
+    text_to_image: np.ndarray,
+    chunk: int = 1024,
+    *,
+    image_offsets: np.ndarray | None = None,
+    text_offsets: np.ndarray | None = None,
 ) -> RetrievalReport:
     """image_vectors (n_img, d), text_vectors (n_txt, d), text_to_image (n_txt,) image index of each text.
 
-    Ranks are 1-based; image→text counts the best-ranked of an image's captions.
+    Ranks are 1-based; image→text counts the best-ranked of an image's captions. With offsets (query-bank
+    normalisation, models/query_bank.py), text→image ranks by cosine − image_offsets and image→text by
+    cosine − text_offsets.
     """
-    sims = text_vectors @ image_vectors.T  # (n_txt, n_img)
+    cosines = text_vectors @ image_vectors.T  # (n_txt, n_img)
+    sims = cosines if image_offsets is None else cosines - image_offsets[None, :]
     n_txt, n_img = sims.shape
     true = sims[np.arange(n_txt), text_to_image]
     t2i_ranks = (sims > true[:, None]).sum(axis=1) + 1  # (n_txt,)
     i2t_ranks = np.full(n_img, np.iinfo(np.int64).max)
-    sims_t = sims.T  # (n_img, n_txt)
+    sims_t = (cosines if text_offsets is None else cosines - text_offsets[:, None]).T  # (n_img, n_txt)
     for start in range(0, n_img, chunk):
         block = sims_t[start : start + chunk]  # (b, n_txt)
         order = np.argsort(-block, axis=1)
@@ -92,9 +101,25 @@ def _recalls(ranks: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def evaluate_encoder(
-    encoder: Encoder, data: Path, split: str = "val", *, batch_size: int = 64, workers: int = 0
+    encoder: Encoder,
+    data: Path,
+    split: str = "val",
+    *,
+    batch_size: int = 64,
+    workers: int = 0,
+    normalise: bool = True,
 ) -> RetrievalReport:
-    """Embed a split's photos from their files and its captions through the public Encoder API."""
+    """Embed a split's photos from their files and its captions through the public Encoder API, and rank
+    as the service does: with the encoder's query bank when it has one (normalise=False: plain cosine)."""
+    return encoder_reports(encoder, data, split, batch_size=batch_size, workers=workers)[
+        "normalised" if normalise and encoder.query_bank is not None else "cosine"
+    ]
+
+
+def encoder_reports(
+    encoder: Encoder, data: Path, split: str = "val", *, batch_size: int = 64, workers: int = 0
+) -> dict[str, RetrievalReport]:
+    """{"cosine": plain ranking, and "normalised": with the query bank when the encoder has one}."""
     photos = load_captioned_photos(data, split)
     image_vectors = np.zeros((len(photos), encoder.dim), dtype=np.float32)
     with Progress(transient=True) as progress:
@@ -109,4 +134,14 @@ def evaluate_encoder(
     texts = [c for p in photos for c in p.captions]
     owners = np.array([i for i, p in enumerate(photos) for _ in p.captions])
     text_vectors = encoder.encode_texts(texts)
-    return retrieval_report(image_vectors, text_vectors, owners)
+    reports = {"cosine": retrieval_report(image_vectors, text_vectors, owners)}
+    bank = encoder.query_bank
+    if bank is not None:
+        reports["normalised"] = retrieval_report(
+            image_vectors,
+            text_vectors,
+            owners,
+            image_offsets=bank.photo_offsets(image_vectors),
+            text_offsets=bank.caption_offsets(text_vectors),
+        )
+    return reports

@@ -77,6 +77,16 @@ def start_run(
     return saved, saved["config"] if saved else config
 
 
+def init_from_checkpoint(model: torch.nn.Module, path: Path) -> None:
+    """Load a trained checkpoint's weights (heads, tuned tower layers) as the starting point of a run.
+    Its query bank, if any, is not carried over: training writes a new one."""
+    from models.checkpoint import load_checkpoint
+    from models.query_bank import split_bank_tensors
+
+    state = split_bank_tensors(load_checkpoint(path).state_dict)
+    model.load_checkpoint_state(state)  # type: ignore[operator]  # JointModel; raises if configs differ
+
+
 class EpochKeeper:
     """Runs the epochs: progress bar and log, the best epoch's state, early stopping on val R@sum, and the
     resume file after each epoch."""

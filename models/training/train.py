@@ -22,11 +22,12 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.encoder import PreprocessConfig
 from models.joint.model import JointModel
+from models.query_bank import calibrate_after_training
 from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
-from models.training.resume import EpochKeeper, EpochLog, start_run
+from models.training.resume import EpochKeeper, EpochLog, init_from_checkpoint, start_run
 from models.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class TrainOptions:
     workers: int = 0
     device: str = "cpu"
     cache_dir: Path = Path("data/cache")
+    init: Path | None = None  # start from this checkpoint's trained weights (same model config)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **overrides: Any) -> TrainOptions:
@@ -171,6 +173,8 @@ def train_joint(
     started = time.perf_counter()
     saved, config = start_run(config, opts.seed, resume)
     model = JointModel(config)
+    if opts.init is not None and saved is None:
+        init_from_checkpoint(model, opts.init)
     train_views = tuple(config.get("train", {}).get("views", ("original", "hflip")))
     train = _features(model, load_captioned_photos(data, "train"), train_views, opts, config)
     val = _features(model, load_captioned_photos(data, "val"), ("original",), opts, config)
@@ -215,6 +219,7 @@ def train_joint(
         for k, v in state.items()
     }
     save_checkpoint(out, config=config, state_dict=state, info=info)
+    calibrate_after_training(out, data, config, opts.device)  # test-time settings, query bank
     from models.training.plots import plot_training_curves
 
     plot_training_curves(history, out.with_suffix(".png"), title=str(config.get("name", out.stem)))

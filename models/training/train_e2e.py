@@ -24,12 +24,13 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.encoder import PreprocessConfig
 from models.joint.model import JointModel
+from models.query_bank import calibrate_after_training
 from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
-from models.training.resume import EpochKeeper, EpochLog, start_run
+from models.training.resume import EpochKeeper, EpochLog, init_from_checkpoint, start_run
 from models.training.schedule import warmup_cosine
 from models.training.train import TrainOptions, TrainResult
 
@@ -127,7 +128,10 @@ def train_e2e(
     train_photos, val_photos = load_captioned_photos(data, "train"), load_captioned_photos(data, "val")
     config = with_vocab(config, train_photos)
     device = torch.device(opts.device)
-    model = JointModel(config).to(device)
+    model = JointModel(config)
+    if opts.init is not None and saved is None:
+        init_from_checkpoint(model, opts.init)
+    model = model.to(device)
     images = _Images(model, config, opts, {"train": train_photos, "val": val_photos})
     objective = str(config.get("loss", {}).get("objective", "pairs"))
     dataset = TrainPhotos(
@@ -188,6 +192,7 @@ def _finish(
     info["train_seconds"] = round(seconds, 1)
     state = {k: v.detach().cpu() for k, v in model.checkpoint_state().items()}
     save_checkpoint(out, config=config, state_dict=copy.copy(state), info=info)
+    calibrate_after_training(out, data, config, opts.device)  # test-time settings, query bank
     from models.training.plots import plot_training_curves
 
     plot_training_curves(history, out.with_suffix(".png"), title=str(config.get("name", out.stem)))

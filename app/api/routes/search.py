@@ -25,7 +25,12 @@ def _response(service_model: str, k: int, offset: int, hits: list[PhotoHit]) -> 
         k=k,
         offset=offset,
         hits=[
-            PhotoHitPublic(score=h.score, rerank_score=h.rerank_score, photo=PhotoPublic.from_row(h.photo))
+            PhotoHitPublic(
+                score=h.score,
+                rerank_score=h.rerank_score,
+                rank_score=h.rank_score,
+                photo=PhotoPublic.from_row(h.photo),
+            )
             for h in hits
         ],
     )
@@ -60,5 +65,5 @@ async def annotate(query: ImageQueryDep, search: SearchDep) -> AnnotateResponse:
     hits = await run_in_threadpool(lambda: search.annotate(image, k=params["k"]))
     return AnnotateResponse(
         model=search.encoder.key,
-        captions=[CaptionHitPublic.from_row(h.caption, h.score) for h in hits],
+        captions=[CaptionHitPublic.from_row(h.caption, h.score, h.rank_score) for h in hits],
     )

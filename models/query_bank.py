@@ -1,0 +1,180 @@
+"""Query-bank normalisation: fewer "hub" photos and captions in cross-modal search.
+
+In a joint embedding space some photos sit close to almost every caption ("hubs") and come first for
+many unrelated queries; some captions do the same for photo queries. A query bank — embeddings of
+typical queries, here the training captions and training photos — measures that: a photo's offset
+is the mean cosine of its `k` nearest bank captions times `beta`, and text→photo hits are ranked by
+`cosine − offset` (likewise caption hits of a photo query, against the bank photos). This is CSLS
+(Conneau et al. 2018) with the query side taken from a fixed bank, as in query-bank normalisation
+(Bogolin et al. 2022). The bank travels inside the checkpoint, so a deployed model needs no data.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.encoder import Encoder
+
+IMAGE_KEY = "query_bank.images"
+TEXT_KEY = "query_bank.texts"
+
+
+@dataclass
+class QueryBank:
+    images: np.ndarray  # (n_photos, dim) float32 unit vectors of bank photos
+    texts: np.ndarray  # (n_captions, dim) float32 unit vectors of bank captions
+    k: int = 50
+    beta: float = 0.5
+
+    def photo_offsets(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, dim) photo vectors → (n,) offsets to subtract from a text query's cosine."""
+        return self._offsets(vectors, self.texts)
+
+    def caption_offsets(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, dim) caption vectors → (n,) offsets to subtract from a photo query's cosine."""
+        return self._offsets(vectors, self.images)
+
+    def _offsets(self, vectors: np.ndarray, bank: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, bank.shape[1])
+        if len(vectors) == 0:
+            return np.zeros(0, dtype=np.float32)
+        k = min(self.k, len(bank))
+        offsets = np.empty(len(vectors), dtype=np.float32)
+        for start in range(0, len(vectors), 4096):  # (4096, n_bank) similarities at a time
+            sims = vectors[start : start + 4096] @ bank.T
+            offsets[start : start + 4096] = np.partition(sims, -k, axis=1)[:, -k:].mean(axis=1)
+        return self.beta * offsets
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """What the checkpoint stores: both banks in float16 (half the size; offsets move < 1e-3)."""
+        return {
+            IMAGE_KEY: torch.from_numpy(self.images).half(),
+            TEXT_KEY: torch.from_numpy(self.texts).half(),
+        }
+
+    def settings(self) -> dict[str, Any]:
+        return {"k": self.k, "beta": self.beta, "photos": len(self.images), "captions": len(self.texts)}
+
+    @classmethod
+    def from_checkpoint(cls, config: dict[str, Any], state: dict[str, torch.Tensor]) -> QueryBank | None:
+        """The bank a checkpoint carries (config "query_bank" + its two tensors), or None."""
+        settings = config.get("query_bank")
+        if not settings:
+            return None
+        if IMAGE_KEY not in state or TEXT_KEY not in state:
+            raise ValueError(f"checkpoint config names a query bank but lacks tensors {IMAGE_KEY}/{TEXT_KEY}")
+        images = state[IMAGE_KEY].float().numpy()
+        texts = state[TEXT_KEY].float().numpy()
+        return cls(images, texts, int(settings.get("k", 50)), float(settings.get("beta", 0.5)))
+
+
+def split_bank_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint's state without the bank tensors (which belong to no module)."""
+    return {k: v for k, v in state.items() if k not in (IMAGE_KEY, TEXT_KEY)}
+
+
+def build_query_bank(
+    encoder: Encoder,
+    data: Path,
+    split: str = "train",
+    *,
+    photos: int = 2000,
+    captions: int = 5000,
+    k: int = 50,
+    beta: float = 0.5,
+    seed: int = 0,
+    workers: int = 0,
+) -> QueryBank:
+    """Embed a random sample of a captioned split (photos from their files, through the encoder as
+    served: same resolution, same test-time flip) as the bank of typical queries."""
+    from models.loading import iterate_photo_batches
+    from models.training.data import load_captioned_photos
+
+    chosen = load_captioned_photos(data, split)
+    rng = random.Random(seed)
+    sample = rng.sample(chosen, min(photos, len(chosen)))
+    texts = [c for p in chosen for c in p.captions]
+    texts = rng.sample(texts, min(captions, len(texts)))
+    if not sample or not texts:
+        raise ValueError(f"split {split!r} of {data} has no captioned photos to build a query bank from")
+    images = np.zeros((len(sample), encoder.dim), dtype=np.float32)
+    for batch in iterate_photo_batches(
+        [p.path for p in sample],
+        encoder.preprocess,
+        batch_size=encoder.suggested_batch_size(),
+        workers=workers,
+    ):
+        if batch.failures:
+            raise ValueError(f"query-bank photo failed to load: {batch.failures[:3]}")
+        images[batch.indices] = encoder.encode_image_batch(batch.pixels)
+    return QueryBank(images, encoder.encode_texts(texts), k, beta)
+
+
+def attach_query_bank(path: Path, bank: QueryBank | None, *, source: str = "") -> Path:
+    """Rewrite a photosearch checkpoint with `bank` inside it, replacing any bank it had (None: drop it)."""
+    checkpoint = load_checkpoint(path)
+    config = {k: v for k, v in checkpoint.config.items() if k != "query_bank"}
+    state = split_bank_tensors(checkpoint.state_dict)
+    if bank is not None:
+        config["query_bank"] = {**bank.settings(), "source": source}
+        state.update(bank.tensors())
+    return save_checkpoint(path, config=config, state_dict=state, info=checkpoint.info)
+
+
+def calibrate_checkpoint(
+    path: Path,
+    data: Path,
+    *,
+    test_time: dict[str, Any] | None = None,
+    bank_options: dict[str, Any] | None = None,
+    device: str = "auto",
+) -> QueryBank | None:
+    """Give a trained joint checkpoint its test-time settings and a query bank from `data`'s train split.
+
+    test_time: config "test_time" (resolution, mirror-image averaging); None keeps the checkpoint's.
+    bank_options: k, beta, photos, captions (build_query_bank's keywords); None or {} leaves no bank.
+    The file is rewritten once, at the end: a failure leaves it as it was. Its photo vectors change, and
+    so does its digest: indexes built with the old file are rebuilt.
+    """
+    from dataclasses import replace
+
+    from models.joint.encoder import build_joint_encoder
+    from models.registry import resolve_device
+
+    checkpoint = load_checkpoint(path)
+    if checkpoint.config.get("family") != "joint":
+        raise ValueError(
+            f"{path} is a {checkpoint.config.get('family')!r} checkpoint; calibrate takes joint ones"
+        )
+    config = {k: v for k, v in checkpoint.config.items() if k != "query_bank"}
+    if test_time is not None:
+        config["test_time"] = test_time
+    state = split_bank_tensors(checkpoint.state_dict)
+    bank = None
+    if bank_options:
+        model = replace(checkpoint, config=config, state_dict=state)
+        encoder = build_joint_encoder(path.stem, config, model, resolve_device(device))
+        bank = build_query_bank(encoder, data, "train", **bank_options)
+        config["query_bank"] = {**bank.settings(), "source": f"{data.name}:train"}
+        state.update(bank.tensors())
+    save_checkpoint(path, config=config, state_dict=state, info=checkpoint.info)
+    return bank
+
+
+def calibrate_after_training(path: Path, data: Path, config: dict[str, Any], device: str) -> None:
+    """What `photosearch train` does last when the model config asks for test-time settings or a bank."""
+    if config.get("test_time") or config.get("query_bank"):
+        calibrate_checkpoint(
+            path,
+            data,
+            test_time=config.get("test_time"),
+            bank_options=config.get("query_bank"),
+            device=device,
+        )

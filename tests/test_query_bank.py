@@ -1,0 +1,132 @@
+"""Query-bank normalisation and test-time settings: offsets, ranking, the checkpoint round trip, the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+from typer.testing import CliRunner
+
+from models.query_bank import QueryBank, attach_query_bank, calibrate_checkpoint
+from models.registry import create_encoder, find_checkpoint, load_model_config
+from models.training.evaluate import encoder_reports, retrieval_report
+from tests.photos import SHARED, captioned_subset, shared_rows
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_offset_is_beta_times_the_mean_of_the_k_nearest_bank_entries() -> None:
+    rng = np.random.default_rng(0)
+    bank = QueryBank(_unit(rng.normal(size=(40, 8))), _unit(rng.normal(size=(60, 8))), k=5, beta=0.5)
+    photos = _unit(rng.normal(size=(7, 8)))
+    expected = 0.5 * np.sort(photos @ bank.texts.T, axis=1)[:, -5:].mean(axis=1)
+    assert bank.photo_offsets(photos) == pytest.approx(expected, abs=1e-6)
+    captions = _unit(rng.normal(size=(3, 8)))
+    expected = 0.5 * np.sort(captions @ bank.images.T, axis=1)[:, -5:].mean(axis=1)
+    assert bank.caption_offsets(captions) == pytest.approx(expected, abs=1e-6)
+    assert bank.photo_offsets(np.zeros((0, 8), np.float32)).shape == (0,)
+    small = QueryBank(bank.images[:3], bank.texts[:3], k=50)  # k larger than the bank: all of it
+    assert small.photo_offsets(photos) == pytest.approx(0.5 * (photos @ bank.texts[:3].T).mean(1), abs=1e-6)
+
+
+def test_a_hub_photo_loses_the_first_place_it_had_not_earned() -> None:
+    """Photo 2 sits near every caption: by cosine it beats photo 0 for caption 0; with offsets from a
+    bank of typical captions it no longer does, and the other captions keep their photos."""
+    photos = _unit(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0.6, 0.6, 0.6, 0.2]], np.float32))
+    captions = _unit(np.array([[0.8, 0.05, 0.58, 0], [0.1, 1, 0, 0], [0.5, 0.5, 0.7, 0.1]], np.float32))
+    owners = np.array([0, 1, 2])
+    assert (captions @ photos.T)[0].argmax() == 2  # the hub wins caption 0 by cosine
+    rng = np.random.default_rng(1)
+    bank_texts = _unit(np.abs(rng.normal(size=(200, 4))) * np.array([1, 1, 1, 0.3]))  # typical queries
+    bank = QueryBank(photos, bank_texts, k=20, beta=1.0)
+    offsets = bank.photo_offsets(photos)
+    assert offsets[2] > offsets[0] and offsets[2] > offsets[1]
+    plain = retrieval_report(photos, captions, owners)
+    normalised = retrieval_report(photos, captions, owners, image_offsets=offsets)
+    assert plain.t2i_r1 == pytest.approx(200 / 3) and normalised.t2i_r1 == 100.0
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A copy of the shipped joint-frozen checkpoint, calibrated on a small captioned set."""
+    base = tmp_path_factory.mktemp("calibrate")
+    data = captioned_subset(base / "data", train=20, val=8)
+    original = find_checkpoint("joint-frozen", load_model_config("joint-frozen"))
+    path = base / "frozen.safetensors"
+    shutil.copy(original, path)
+    calibrate_checkpoint(
+        path,
+        data,
+        test_time={"image_size": 256, "hflip": True},
+        bank_options={"photos": 16, "captions": 40, "k": 5, "beta": 0.5},
+        device="cpu",
+    )
+    return path, original, data
+
+
+@pytest.mark.slow
+def test_calibrated_checkpoint_carries_its_bank_and_test_time(calibrated: tuple[Path, Path, Path]) -> None:
+    path, original, data = calibrated
+    encoder = create_encoder(str(path), device="cpu")
+    plain = create_encoder(str(original), device="cpu")
+    assert encoder.preprocess.image_size == 256 and plain.preprocess.image_size == 224
+    assert encoder.key != plain.key  # other photo vectors: indexes of the old file are not reused
+    bank = encoder.query_bank
+    assert bank is not None and plain.query_bank is None
+    assert bank.images.shape == (16, encoder.dim) and bank.texts.shape == (40, encoder.dim)
+    assert (bank.k, bank.beta) == (5, 0.5)
+    assert np.linalg.norm(bank.images, axis=1) == pytest.approx(np.ones(16), abs=2e-3)  # float16 in the file
+    photo = Image.open(SHARED / shared_rows("val", 1)[0]["image"]).convert("RGB")
+    both = encoder.encode_images([photo, ImageOps.mirror(photo)])
+    assert float(both[0] @ both[1]) == pytest.approx(1.0, abs=1e-4)  # the photo and its mirror, averaged
+    unflipped = plain.encode_images([photo, ImageOps.mirror(photo)])
+    assert float(unflipped[0] @ unflipped[1]) < 0.999  # which the plain model does not do
+    reports = encoder_reports(encoder, data, "val")
+    assert set(reports) == {"cosine", "normalised"} and reports["normalised"].images == 8
+    assert set(encoder_reports(plain, data, "val")) == {"cosine"}
+
+
+@pytest.mark.slow
+def test_a_bank_can_be_dropped_and_a_bad_checkpoint_is_refused(
+    calibrated: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    path, _, data = calibrated
+    copy = tmp_path / "copy.safetensors"
+    shutil.copy(path, copy)
+    assert calibrate_checkpoint(copy, data, bank_options=None, device="cpu") is None
+    encoder = create_encoder(str(copy), device="cpu")
+    assert encoder.query_bank is None and encoder.preprocess.image_size == 256  # test time kept
+    broken = tmp_path / "broken.safetensors"
+    shutil.copy(path, broken)
+    attach_query_bank(broken, None)
+    from models.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(broken)
+    save_checkpoint(broken, config={**ckpt.config, "query_bank": {"k": 5}}, state_dict=ckpt.state_dict)
+    with pytest.raises(ValueError, match="lacks tensors query_bank"):
+        create_encoder(str(broken), device="cpu")
+
+
+def test_calibrate_command_says_what_is_wrong(tmp_path: Path) -> None:
+    from cli.main import app
+
+    runner = CliRunner()
+    not_a_checkpoint = tmp_path / "x.safetensors"
+    not_a_checkpoint.write_bytes(b"not safetensors")
+    result = runner.invoke(app, ["calibrate", str(not_a_checkpoint)])
+    assert result.exit_code == 2 and "not a safetensors file" in result.output
+    result = runner.invoke(app, ["calibrate", str(tmp_path / "missing.safetensors")])
+    assert result.exit_code == 2 and "not found" in result.output
+    original = find_checkpoint("joint-frozen", load_model_config("joint-frozen"))
+    copy = tmp_path / "frozen.safetensors"
+    shutil.copy(original, copy)
+    result = runner.invoke(app, ["calibrate", str(copy), "--image-size", "5"])
+    assert result.exit_code == 2 and "--image-size must be 32..1024" in result.output
+    assert copy.read_bytes() == original.read_bytes()  # refused before anything was written
+    result = runner.invoke(app, ["calibrate", str(copy), "--data", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "captions" in result.output
