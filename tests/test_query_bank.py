@@ -130,3 +130,103 @@ def test_calibrate_command_says_what_is_wrong(tmp_path: Path) -> None:
     assert copy.read_bytes() == original.read_bytes()  # refused before anything was written
     result = runner.invoke(app, ["calibrate", str(copy), "--data", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "captions" in result.output
+
+
+def test_hub_offsets_migration_upgrades_and_downgrades_keeping_vectors(db_url: str) -> None:
+    """0003 adds a nullable hub_offset beside each vector: rows written before it keep their vectors
+    and get NULL; a downgrade drops the column and nothing else."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import inspect, text
+
+    from app.storage.db import alembic_config, make_engine
+    from app.storage.tables import Base
+
+    def run(action: str, revision: str) -> None:
+        engine = make_engine(db_url)
+        config = alembic_config(db_url)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+        engine.dispose()
+
+    def columns(table: str) -> set[str]:
+        engine = make_engine(db_url)
+        names = {c["name"] for c in inspect(engine).get_columns(table)}
+        engine.dispose()
+        return names
+
+    run("upgrade", "0002")
+    engine = make_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO collections (id, name, root, created_at) VALUES (1, 'c', '/p', '2026-01-01')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO photos (id, collection_id, path, folder, size, mtime_ns, sha256, status,"
+                " created_at, updated_at)"
+                " VALUES (1, 1, '/p/a.jpg', '', 1, 1, :sha, 'ok', '2026-01-01', '2026-01-01')"
+            ),
+            {"sha": "a" * 64},
+        )
+        connection.execute(
+            text("INSERT INTO photo_embeddings (photo_id, model_key, vector) VALUES (1, 'm', :v)"),
+            {"v": b"\x00" * 16},
+        )
+    engine.dispose()
+    assert "hub_offset" not in columns("photo_embeddings")
+    run("upgrade", "head")
+    assert "hub_offset" in columns("photo_embeddings") and "hub_offset" in columns("caption_embeddings")
+    engine = make_engine(db_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT vector, hub_offset FROM photo_embeddings")).one() == (
+            b"\x00" * 16,
+            None,
+        )
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert [d for d in differences if "hub_offset" in repr(d)] == []
+    run("downgrade", "0002")
+    assert "hub_offset" not in columns("photo_embeddings") and "hub_offset" not in columns(
+        "caption_embeddings"
+    )
+    engine = make_engine(db_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM photo_embeddings")).scalar() == 1
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_indexer_stores_each_vectors_offset_and_search_falls_back_without_one(
+    sqlite_settings, encoder, photo_folder: Path
+) -> None:
+    from sqlalchemy import select, update
+
+    from app.services.search import SearchService
+    from app.storage.db import make_engine, session_factory
+    from app.storage.repository import from_blobs
+    from app.storage.tables import CaptionEmbedding, PhotoEmbedding
+    from tests.test_indexer import run_index
+
+    run_index(sqlite_settings, encoder, photo_folder, captions=photo_folder / "captions.jsonl")
+    bank = encoder.query_bank
+    assert bank is not None
+    sessions = session_factory(make_engine(sqlite_settings.db_url))
+    with sessions() as session:
+        photos = session.execute(select(PhotoEmbedding.vector, PhotoEmbedding.hub_offset)).all()
+        captions = session.execute(select(CaptionEmbedding.vector, CaptionEmbedding.hub_offset)).all()
+    assert len(photos) == 12 and len(captions) == 60
+    vectors = from_blobs([r[0] for r in photos], encoder.dim)
+    assert [r[1] for r in photos] == pytest.approx(bank.photo_offsets(vectors).tolist(), abs=1e-5)
+    vectors = from_blobs([r[0] for r in captions], encoder.dim)
+    assert [r[1] for r in captions] == pytest.approx(bank.caption_offsets(vectors).tolist(), abs=1e-5)
+
+    service = SearchService(sqlite_settings, encoder, sessions)
+    before = [(h.photo.id, h.rank_score) for h in service.search_text("a dog runs", k=12)]
+    with sessions.begin() as session:  # rows without a stored offset: computed from their vectors
+        session.execute(update(PhotoEmbedding).values(hub_offset=None))
+    after = [(h.photo.id, h.rank_score) for h in service.search_text("a dog runs", k=12)]
+    assert [i for i, _ in after] == [i for i, _ in before]
+    assert [r for _, r in after] == pytest.approx([r for _, r in before], abs=1e-5)

@@ -170,7 +170,8 @@ def test_training_can_start_from_a_trained_checkpoint(small_data: Path, tmp_path
     fresh = train_joint(config, small_data, tmp_path / "fresh.safetensors", again)
     again.init = tmp_path / "first.safetensors"
     continued = train_joint(config, small_data, tmp_path / "continued.safetensors", again)
-    assert continued.report.rsum == pytest.approx(first.report.rsum, abs=2.0)  # lr ~0: the model it started as
+    # lr ~0: the model it started as
+    assert continued.report.rsum == pytest.approx(first.report.rsum, abs=2.0)
     assert fresh.report.rsum < first.report.rsum - 20  # a fresh start with lr ~0 knows nothing yet
     with pytest.raises(ValueError, match="does not fit this model config"):
         other = load_model_config("joint-default")

@@ -235,22 +235,22 @@ class SearchService:
 
     def _bank_order(self, kind: str, raw: list[RawHit]) -> tuple[list[RawHit], dict[int, float]]:
         """Candidates re-ordered by cosine − hubness offset (models/query_bank.py) → (hits, id → that score).
-        The offsets come from the stored vectors; a hit whose vector has gone since the index was built
-        is dropped, as it would be by the next build."""
+        The indexer stores each vector's offset beside it; one missing is computed from the vector. A hit
+        whose vector has gone since the index was built is dropped, as the next build drops it."""
         bank = self.encoder.query_bank
         if bank is None or not raw:
             return raw, {}
-        ids = [h.id for h in raw]
         key, dim = self.encoder.key, self.encoder.dim
         with self.sessions() as session:
-            if kind == "photos":
-                found, _, vectors = repo.photo_vectors_for_ids(session, ids=ids, model_key=key, dim=dim)
-                offsets = bank.photo_offsets(vectors)
-            else:
-                found, vectors = repo.caption_vectors_for_ids(session, ids=ids, model_key=key, dim=dim)
-                offsets = bank.caption_offsets(vectors)
-        by_id = dict(zip(found.tolist(), offsets.tolist(), strict=True))
-        ranks = {h.id: h.score - by_id[h.id] for h in raw if h.id in by_id}
+            stored = repo.hub_offsets_for_ids(session, kind=kind, ids=[h.id for h in raw], model_key=key)
+            missing = [i for i, offset in stored.items() if offset is None]
+            if missing and kind == "photos":
+                found, _, vectors = repo.photo_vectors_for_ids(session, ids=missing, model_key=key, dim=dim)
+                stored.update(zip(found.tolist(), bank.photo_offsets(vectors).tolist(), strict=True))
+            elif missing:
+                found, vectors = repo.caption_vectors_for_ids(session, ids=missing, model_key=key, dim=dim)
+                stored.update(zip(found.tolist(), bank.caption_offsets(vectors).tolist(), strict=True))
+        ranks = {h.id: h.score - offset for h in raw if (offset := stored.get(h.id)) is not None}
         return sorted((h for h in raw if h.id in ranks), key=lambda h: -ranks[h.id]), ranks
 
     def _check_k(self, k: int, offset: int) -> None:

@@ -257,6 +257,22 @@ def photo_vectors_for_ids(
     return ids_out, [r[1] for r in rows], from_blobs([r[2] for r in rows], dim)
 
 
+def hub_offsets_for_ids(
+    session: Session, *, kind: str, ids: Sequence[int], model_key: str
+) -> dict[int, float | None]:
+    """id → stored query-bank offset (None where the row has none) for photos or captions with vectors."""
+    table: type[PhotoEmbedding] | type[CaptionEmbedding] = (
+        PhotoEmbedding if kind == "photos" else CaptionEmbedding
+    )
+    column = PhotoEmbedding.photo_id if kind == "photos" else CaptionEmbedding.caption_id
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(column, table.hub_offset).where(column.in_(list(ids)), table.model_key == model_key)
+    ).all()
+    return {int(r[0]): r[1] for r in rows}
+
+
 def caption_vectors_for_ids(
     session: Session, *, ids: Sequence[int], model_key: str, dim: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -80,6 +80,8 @@ class PhotoEmbedding(Base):
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
     model_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, unit length
+    # query-bank hubness offset (models/query_bank.py) for models that have a bank, else NULL
+    hub_offset: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Caption(Base):
@@ -98,6 +100,7 @@ class CaptionEmbedding(Base):
     caption_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"), primary_key=True)
     model_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    hub_offset: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class IndexBuild(Base):
