@@ -135,21 +135,16 @@ def test_calibrate_command_says_what_is_wrong(tmp_path: Path) -> None:
 def test_hub_offsets_migration_upgrades_and_downgrades_keeping_vectors(db_url: str) -> None:
     """0003 adds a nullable hub_offset beside each vector: rows written before it keep their vectors
     and get NULL; a downgrade drops the column and nothing else."""
-    from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlalchemy import inspect, text
 
-    from app.storage.db import alembic_config, make_engine
+    from app.storage.db import make_engine
     from app.storage.tables import Base
+    from tests.test_clip_migration import _run
 
     def run(action: str, revision: str) -> None:
-        engine = make_engine(db_url)
-        config = alembic_config(db_url)
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            getattr(command, action)(config, revision)
-        engine.dispose()
+        _run(db_url, action, revision)
 
     def columns(table: str) -> set[str]:
         engine = make_engine(db_url)
