@@ -164,7 +164,7 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
 
 PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
     (
-        "joint-default (shipped: top 4 image blocks, all 6 text layers tuned)",
+        "joint-default (shipped; stage 2: 5 more epochs at 256 px from stage 1)",
         Path("models/checkpoints/joint-default.safetensors"),
     ),
     (
