@@ -10,12 +10,17 @@ from indexer.pipeline import IndexReport
 
 
 def print_hits(console: Console, query: str, hits: list[PhotoHit]) -> None:
+    """One row a hit, best first; `rank` is what the hits are ordered by when that is not the cosine
+    `score` (query-bank normalisation, or a re-ranker's relevance)."""
     table = Table(title=f"“{query}”", show_lines=False)
-    for column in ("#", "score", "id", "path", "caption"):
+    ranked = any(h.rank_score is not None or h.rerank_score is not None for h in hits)
+    for column in ("#", "score", *(["rank"] if ranked else []), "id", "path", "caption"):
         table.add_column(column, overflow="fold")
-    for rank, hit in enumerate(hits, start=1):
+    for position, hit in enumerate(hits, start=1):
         caption = hit.photo.captions[0].text if hit.photo.captions else ""
-        table.add_row(str(rank), f"{hit.score:.3f}", str(hit.photo.id), hit.photo.path, caption)
+        order = hit.rerank_score if hit.rerank_score is not None else hit.rank_score
+        rank = [f"{order:.3f}" if order is not None else ""] if ranked else []
+        table.add_row(str(position), f"{hit.score:.3f}", *rank, str(hit.photo.id), hit.photo.path, caption)
     console.print(table)
 
 

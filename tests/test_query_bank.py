@@ -22,7 +22,8 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 
 def test_offset_is_beta_times_the_mean_of_the_k_nearest_bank_entries() -> None:
     rng = np.random.default_rng(0)
-    bank = QueryBank(_unit(rng.normal(size=(40, 8))), _unit(rng.normal(size=(60, 8))), k=5, beta=0.5)
+    images, texts = _unit(rng.normal(size=(40, 8))), _unit(rng.normal(size=(60, 8)))
+    bank = QueryBank(images, texts, k=5, beta=0.5, photo_floor=-1.0, caption_floor=-1.0)  # no floor
     photos = _unit(rng.normal(size=(7, 8)))
     expected = 0.5 * np.sort(photos @ bank.texts.T, axis=1)[:, -5:].mean(axis=1)
     assert bank.photo_offsets(photos) == pytest.approx(expected, abs=1e-6)
@@ -30,8 +31,25 @@ def test_offset_is_beta_times_the_mean_of_the_k_nearest_bank_entries() -> None:
     expected = 0.5 * np.sort(captions @ bank.images.T, axis=1)[:, -5:].mean(axis=1)
     assert bank.caption_offsets(captions) == pytest.approx(expected, abs=1e-6)
     assert bank.photo_offsets(np.zeros((0, 8), np.float32)).shape == (0,)
-    small = QueryBank(bank.images[:3], bank.texts[:3], k=50)  # k larger than the bank: all of it
+    small = QueryBank(images[:3], texts[:3], k=50, photo_floor=-1.0)  # k larger than the bank: all of it
     assert small.photo_offsets(photos) == pytest.approx(0.5 * (photos @ bank.texts[:3].T).mean(1), abs=1e-6)
+
+
+def test_an_outlier_is_not_promoted_below_the_floor() -> None:
+    """Offsets never fall below beta × the 10th percentile of the bank's own hubness, so a photo unlike
+    anything typical (far from every bank caption) is not lifted above photos that match the query."""
+    rng = np.random.default_rng(2)
+    texts = _unit(np.abs(rng.normal(size=(300, 6))) * np.array([1, 1, 1, 1, 0.05, 0.05]))
+    images = _unit(np.abs(rng.normal(size=(200, 6))) * np.array([1, 1, 1, 1, 0.05, 0.05]))
+    bank = QueryBank(images, texts, k=10, beta=0.5)
+    own = np.sort(images @ texts.T, axis=1)[:, -10:].mean(axis=1)
+    assert bank.photo_floor == pytest.approx(float(np.percentile(own, 10)), abs=1e-5)
+    outlier = _unit(np.array([[0, 0, 0, 0, 1, 0.2]], np.float32))  # a microscope slide among holidays
+    assert bank.photo_offsets(outlier)[0] == pytest.approx(0.5 * bank.photo_floor, abs=1e-6)
+    typical = images[:20]
+    assert np.all(bank.photo_offsets(typical) >= 0.5 * bank.photo_floor - 1e-6)
+    restored = QueryBank(images, texts, **{k: v for k, v in bank.settings().items() if k in ("k", "beta")})
+    assert restored.settings() == bank.settings()  # floors are a function of the bank, and travel with it
 
 
 def test_a_hub_photo_loses_the_first_place_it_had_not_earned() -> None:
