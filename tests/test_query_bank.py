@@ -98,6 +98,10 @@ def test_calibrated_checkpoint_carries_its_bank_and_test_time(calibrated: tuple[
     assert bank is not None and plain.query_bank is None
     assert bank.images.shape == (16, encoder.dim) and bank.texts.shape == (40, encoder.dim)
     assert (bank.k, bank.beta) == (5, 0.5)
+    from models.checkpoint import read_checkpoint_config
+
+    stored = read_checkpoint_config(path)["query_bank"]  # floors are written with the bank, not recomputed
+    assert stored["photo_floor"] == pytest.approx(bank.photo_floor) and -1 < stored["caption_floor"] < 1
     assert np.linalg.norm(bank.images, axis=1) == pytest.approx(np.ones(16), abs=2e-3)  # float16 in the file
     photo = Image.open(SHARED / shared_rows("val", 1)[0]["image"]).convert("RGB")
     both = encoder.encode_images([photo, ImageOps.mirror(photo)])
