@@ -185,8 +185,7 @@ class SearchService:
         offset: int = filters.pop("offset", 0)  # type: ignore[assignment]
         self._check_k(k, offset)
         wanted = max(int(getattr(self.encoder, "rerank_top_n", 10)), k + offset)
-        vector = self.text_vector(query)
-        hits = self.photos_near(vector, k=wanted, normalise=True, **filters)  # type: ignore[arg-type]
+        hits = self.photos_near(self.text_vector(query), k=wanted, normalise=True, **filters)  # type: ignore[arg-type]
         readable, images = [], []
         for hit in hits:
             try:
