@@ -121,16 +121,9 @@ def encoder_reports(
 ) -> dict[str, RetrievalReport]:
     """{"cosine": plain ranking, and "normalised": with the query bank when the encoder has one}."""
     photos = load_captioned_photos(data, split)
-    image_vectors = np.zeros((len(photos), encoder.dim), dtype=np.float32)
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"embedding {len(photos)} photos", total=len(photos))
-        for batch in iterate_photo_batches(
-            [p.path for p in photos], encoder.preprocess, batch_size=batch_size, workers=workers
-        ):
-            if batch.failures:
-                raise ValueError(f"evaluation photo failed to load: {batch.failures[:3]}")
-            image_vectors[batch.indices] = encoder.encode_image_batch(batch.pixels)
-            progress.advance(task, len(batch.indices))
+    image_vectors = encode_photo_files(
+        encoder, [p.path for p in photos], batch_size=batch_size, workers=workers
+    )
     texts = [c for p in photos for c in p.captions]
     owners = np.array([i for i, p in enumerate(photos) for _ in p.captions])
     text_vectors = encoder.encode_texts(texts)
@@ -145,3 +138,19 @@ def encoder_reports(
             text_offsets=bank.caption_offsets(text_vectors),
         )
     return reports
+
+
+def encode_photo_files(
+    encoder: Encoder, paths: list[Path], *, batch_size: int = 64, workers: int = 0
+) -> np.ndarray:
+    """Photos of a captioned data set, from their files, as the encoder serves them → (n, dim) vectors.
+    Every one must load: a data set photo that does not is an error, not a skip."""
+    vectors = np.zeros((len(paths), encoder.dim), dtype=np.float32)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"embedding {len(paths)} photos", total=len(paths))
+        for batch in iterate_photo_batches(paths, encoder.preprocess, batch_size=batch_size, workers=workers):
+            if batch.failures:
+                raise ValueError(f"photo failed to load: {batch.failures[:3]}")
+            vectors[batch.indices] = encoder.encode_image_batch(batch.pixels)
+            progress.advance(task, len(batch.indices))
+    return vectors
