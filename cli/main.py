@@ -46,6 +46,9 @@ def train(
         Path | None, typer.Option(help="Start from this trained checkpoint of the same model config.")
     ] = None,
     image_size: Annotated[int | None, typer.Option(help="Override the training resolution.")] = None,
+    crop_seed: Annotated[
+        int | None, typer.Option(help="Seed of the random-crop training views (another: unseen crops).")
+    ] = None,
 ) -> None:
     """Train a joint model on captioned photos; writes a checkpoint, its curves PNG and val figures."""
     from app.core.config import get_settings
@@ -66,6 +69,7 @@ def train(
         device=str(resolve_device(device)),
         cache_dir=settings.data_dir / "cache",
         init=init,
+        crop_seed=crop_seed,
     )
     target = out or settings.data_dir / "checkpoints" / f"{model}.safetensors"
     result = train_joint(config, data, target, opts, resume=resume)

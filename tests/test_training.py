@@ -176,3 +176,39 @@ def test_training_can_start_from_a_trained_checkpoint(small_data: Path, tmp_path
     with pytest.raises(ValueError, match="does not fit this model config"):
         other = load_model_config("joint-default")
         train_joint(other, small_data, tmp_path / "x.safetensors", again)
+
+
+def test_another_crop_seed_gives_unseen_crop_views(small_data: Path, tmp_path: Path) -> None:
+    """--crop-seed: a further training stage sees new random crops; the uncropped view stays the same,
+    and each seed's views are cached apart (seed 0 keeps the cache files of before)."""
+    import torch
+
+    from models.encoder import PreprocessConfig
+    from models.joint.model import JointModel
+    from models.training.data import load_captioned_photos
+    from models.training.features import image_features
+
+    config = load_model_config("joint-frozen")
+    tower = JointModel(config).image_tower
+    paths = [p.path for p in load_captioned_photos(small_data, "train")[:6]]
+    preprocess = PreprocessConfig.from_dict(config["preprocess"])
+
+    def views(seed: int) -> np.ndarray:
+        return np.array(
+            image_features(
+                tower,
+                preprocess,
+                paths,
+                spec=config["image_tower"],
+                cache_dir=tmp_path / "cache",
+                views=("original", "crop1"),
+                device=torch.device("cpu"),
+                crop_seed=seed,
+            )
+        )
+
+    first, again, other = views(0), views(0), views(7)
+    assert len(list((tmp_path / "cache").glob("image-*.npy"))) == 2
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first[0], other[0], atol=1e-5)  # the photo itself
+    assert np.abs(first[1] - other[1]).mean() > 1e-3  # other crops of it

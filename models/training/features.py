@@ -76,9 +76,15 @@ def image_features(
     device: torch.device,
     batch_size: int = 32,
     workers: int = 0,
+    crop_seed: int = 0,
 ) -> np.ndarray:
-    """→ (len(views), len(paths), *frozen_shape): what the tower's frozen part outputs per view."""
-    key = {"tower": spec, "preprocess": preprocess.to_dict(), "views": list(views)}
+    """→ (len(views), len(paths), *frozen_shape): what the tower's frozen part outputs per view.
+
+    crop_seed: which random crops the "crop" views take; another seed gives a further stage of
+    training views it has not seen."""
+    key: dict[str, Any] = {"tower": spec, "preprocess": preprocess.to_dict(), "views": list(views)}
+    if crop_seed:  # seed 0 keeps the cache keys written before seeds were a choice
+        key["crop_seed"] = crop_seed
     path = _cache_path(cache_dir, "image", key, [str(p) for p in paths])
     if path.is_file():
         return np.load(path, mmap_mode="r")
@@ -86,7 +92,7 @@ def image_features(
     # crops are seeded, and the caller's random streams stay as they were whether or not the cache hit
     # (a DataLoader draws its seed from torch's): a resumed run then repeats the straight one exactly
     caller_random, caller_torch = random.getstate(), torch.get_rng_state()
-    random.seed(0)
+    random.seed(crop_seed)
     try:
         out = _extract(tower, preprocess, paths, views, device, batch_size, workers)
     finally:

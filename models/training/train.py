@@ -48,6 +48,7 @@ class TrainOptions:
     device: str = "cpu"
     cache_dir: Path = Path("data/cache")
     init: Path | None = None  # start from this checkpoint's trained weights (same model config)
+    crop_seed: int = 0  # which random crops the cached "crop" views are (another seed: fresh views)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **overrides: Any) -> TrainOptions:
@@ -85,6 +86,7 @@ def _features(
     views: tuple[str, ...],
     opts: TrainOptions,
     config: dict[str, Any],
+    crop_seed: int = 0,
 ) -> _Features:
     device = torch.device(opts.device)
     preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
@@ -97,6 +99,7 @@ def _features(
         views=views,
         device=device,
         workers=opts.workers,
+        crop_seed=crop_seed,
     )
     texts: list[str] = []
     owner: list[int] = []
@@ -176,7 +179,7 @@ def train_joint(
     if opts.init is not None and saved is None:
         init_from_checkpoint(model, opts.init)
     train_views = tuple(config.get("train", {}).get("views", ("original", "hflip")))
-    train = _features(model, load_captioned_photos(data, "train"), train_views, opts, config)
+    train = _features(model, load_captioned_photos(data, "train"), train_views, opts, config, opts.crop_seed)
     val = _features(model, load_captioned_photos(data, "val"), ("original",), opts, config)
     optimizer = _optimizer(model, opts, float(config.get("train", {}).get("tower_lr_scale", 0.1)))
     n_photos = train.images.shape[1]
