@@ -69,8 +69,20 @@ def calibrate_command(
     hflip: Annotated[
         bool | None, typer.Option("--hflip/--no-hflip", help="Average each photo with its mirror image.")
     ] = None,
-    bank_photos: Annotated[int, typer.Option(help="Photos in the query bank (0: no bank).")] = 2000,
-    bank_captions: Annotated[int, typer.Option(help="Captions in the query bank.")] = 5000,
+    extra_size: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--extra-size",
+            help="A further resolution averaged in, made from the --image-size pixels (repeat for more; "
+            "0: none; default: the checkpoint's).",
+        ),
+    ] = None,
+    bank_photos: Annotated[
+        int, typer.Option(help="Photos in the query bank, at most the split's (0: no bank).")
+    ] = 2000,
+    bank_captions: Annotated[
+        int, typer.Option(help="Captions in the query bank, at most the split's.")
+    ] = 5000,
     k: Annotated[int, typer.Option(help="Nearest bank entries averaged into a hit's offset.")] = 50,
     beta: Annotated[float, typer.Option(help="Weight of the offset.")] = 0.5,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
@@ -85,11 +97,17 @@ def calibrate_command(
     except CheckpointError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    if image_size is not None:
-        if not 32 <= image_size <= 1024:
-            console.print(f"[red]error:[/red] --image-size must be 32..1024 pixels; got {image_size}")
+    extras = [size for size in extra_size or [] if size]
+    for option, sizes in (("--image-size", [image_size]), ("--extra-size", extras)):
+        if bad := [size for size in sizes if size is not None and not 32 <= size <= 1024]:
+            console.print(f"[red]error:[/red] {option} must be 32..1024 pixels; got {bad[0]}")
             raise typer.Exit(2)
+    if image_size is not None:
         test_time["image_size"] = image_size
+    if extra_size is not None:  # replaces the checkpoint's; only 0s: none
+        test_time.pop("extra_sizes", None)
+        if extras:
+            test_time["extra_sizes"] = extras
     if hflip is not None:
         test_time["hflip"] = hflip
     options = (

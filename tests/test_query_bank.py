@@ -150,8 +150,42 @@ def test_calibrate_command_says_what_is_wrong(tmp_path: Path) -> None:
     result = runner.invoke(app, ["calibrate", str(copy), "--image-size", "5"])
     assert result.exit_code == 2 and "--image-size must be 32..1024" in result.output
     assert copy.read_bytes() == original.read_bytes()  # refused before anything was written
+    result = runner.invoke(app, ["calibrate", str(copy), "--extra-size", "224", "--extra-size", "4000"])
+    assert result.exit_code == 2 and "--extra-size must be 32..1024 pixels; got 4000" in result.output
+    assert copy.read_bytes() == original.read_bytes()
     result = runner.invoke(app, ["calibrate", str(copy), "--data", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "captions" in result.output
+
+
+def test_further_resolutions_are_averaged_in_from_the_same_pixels(tmp_path: Path) -> None:
+    """calibrate --extra-size: each photo is embedded at the test-time size and at each extra size (made
+    from the same pixels), with their mirror images, and the unit vectors averaged; 0 takes them out."""
+    import torch
+
+    from cli.main import app
+
+    copy = tmp_path / "frozen.safetensors"
+    shutil.copy(find_checkpoint("joint-frozen", load_model_config("joint-frozen")), copy)
+    runner = CliRunner()
+    args = ["calibrate", str(copy), "--image-size", "256", "--hflip", "--bank-photos", "0"]
+    result = runner.invoke(app, [*args, "--extra-size", "224"])
+    assert result.exit_code == 0, result.output
+    encoder = create_encoder(str(copy), device="cpu")
+    assert encoder.extra_sizes == [224] and encoder.preprocess.image_size == 256  # type: ignore[attr-defined]
+    photos = [Image.open(SHARED / row["image"]).convert("RGB") for row in shared_rows("val", 2)]
+    got = encoder.encode_images(photos)
+    pixels = torch.stack([encoder.preprocess(photo) for photo in photos])
+    small = torch.nn.functional.interpolate(pixels, size=(224, 224), mode="bicubic", antialias=True)
+    model = encoder.model  # type: ignore[attr-defined]
+    with torch.inference_mode():
+        views = [pixels, small, pixels.flip(-1), small.flip(-1)]
+        want = sum(torch.nn.functional.normalize(model.encode_image(v), dim=-1) for v in views)
+    want = torch.nn.functional.normalize(want, dim=-1).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    mirrored = encoder.encode_images([ImageOps.mirror(photos[0])])
+    assert float(mirrored[0] @ got[0]) == pytest.approx(1.0, abs=1e-4)
+    single = runner.invoke(app, [*args, "--extra-size", "0"])
+    assert single.exit_code == 0 and create_encoder(str(copy), device="cpu").extra_sizes == []  # type: ignore[attr-defined]
 
 
 def test_hub_offsets_migration_upgrades_and_downgrades_keeping_vectors(db_url: str) -> None:

@@ -31,14 +31,17 @@ class JointEncoder(Encoder):
         self.model = model.to(device).eval()
         self.dim = model.embed_dim
         # config "test_time": how photos are embedded once trained — a resolution other than the
-        # training one (a CNN trained at 224 px sees more detail at 256-288 px) and the mean of the
-        # photo and its mirror image. Training always uses "preprocess".
+        # training one (a CNN trained at 224 px sees more detail at 256-288 px), the mean of the
+        # photo and its mirror image, and further resolutions averaged in ("extra_sizes": each made
+        # from the image_size pixels by an antialiased bicubic resize, so photos are decoded once).
+        # Training always uses "preprocess".
         test_time = model.config.get("test_time", {})
         preprocess = PreprocessConfig.from_dict(model.config.get("preprocess", {}))
         if "image_size" in test_time:
             preprocess = replace(preprocess, image_size=int(test_time["image_size"]))
         self.preprocess = preprocess
         self.hflip = bool(test_time.get("hflip", False))
+        self.extra_sizes = [int(size) for size in test_time.get("extra_sizes", [])]
         self.query_bank = query_bank
         self.checkpoint_digest = digest
         self.device = device
@@ -47,11 +50,15 @@ class JointEncoder(Encoder):
     @torch.inference_mode()
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
         pixels = pixels.to(self.device)
-        vectors = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
-        if self.hflip:  # the photo and its mirror image, averaged
-            mirrored = self.model.encode_image(pixels.flip(-1)).float()
-            vectors = vectors + torch.nn.functional.normalize(mirrored, dim=-1)
-        return l2_normalise(vectors)
+        scales = [pixels] + [
+            torch.nn.functional.interpolate(
+                pixels, size=(size, size), mode="bicubic", antialias=True, align_corners=False
+            )
+            for size in self.extra_sizes
+        ]
+        views = scales + [scale.flip(-1) for scale in scales] if self.hflip else scales  # + mirror images
+        vectors = [torch.nn.functional.normalize(self.model.encode_image(v).float(), dim=-1) for v in views]
+        return l2_normalise(torch.stack(vectors).sum(dim=0))
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
