@@ -62,27 +62,40 @@ def main() -> None:
         return plain, mirrored
 
     rows: list[tuple[str, RetrievalReport]] = []
+
+    def measure(name: str, images: np.ndarray) -> None:
+        """A row for plain cosine and, when the model has a bank, one ranked as served."""
+        rows.append((name, retrieval_report(images, texts, owners)))
+        if bank is not None:
+            report = retrieval_report(
+                images,
+                texts,
+                owners,
+                image_offsets=bank.photo_offsets(images),
+                text_offsets=bank.caption_offsets(texts),
+            )
+            rows.append((f"{name} + query bank", report))
+
     for size in args.sizes:
         plain, mirrored = embed(size)
         both = plain + mirrored
         both /= np.linalg.norm(both, axis=1, keepdims=True)
-        for name, images in ((f"{size} px", plain), (f"{size} px + mirror", both)):
-            rows.append((name, retrieval_report(images, texts, owners)))
-            if bank is not None:
-                report = retrieval_report(
-                    images,
-                    texts,
-                    owners,
-                    image_offsets=bank.photo_offsets(images),
-                    text_offsets=bank.caption_offsets(texts),
-                )
-                rows.append((f"{name} + query bank", report))
+        measure(f"{size} px", plain)
+        measure(f"{size} px + mirror", both)
+    extra = list(getattr(encoder, "extra_sizes", []))
+    if extra:  # several resolutions averaged: measured as served, from the files through the encoder
+        from models.training.evaluate import encode_photo_files
+
+        images = encode_photo_files(encoder, [p.path for p in photos], batch_size=32)
+        measure(f"{encoder.preprocess.image_size} + {' + '.join(map(str, extra))} px + mirror", images)
     seconds = time.perf_counter() - started
 
     served = encoder.preprocess.image_size, getattr(encoder, "hflip", False), bank is not None
     lines = [
         f"Test-time settings of `{encoder.key}` on {args.data.name} val "
-        f"({len(photos)} photos, {len(texts)} captions); served as: {served[0]} px, "
+        f"({len(photos)} photos, {len(texts)} captions); served as: {served[0]} px"
+        + "".join(f" + {size} px" for size in extra)
+        + ", "
         f"mirror {'on' if served[1] else 'off'}, query bank {'on' if served[2] else 'off'}"
         + (f" ({bank.settings()})" if bank is not None else "")
         + ".",
