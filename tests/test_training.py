@@ -193,7 +193,7 @@ def test_another_crop_seed_gives_unseen_crop_views(small_data: Path, tmp_path: P
     paths = [p.path for p in load_captioned_photos(small_data, "train")[:6]]
     preprocess = PreprocessConfig.from_dict(config["preprocess"])
 
-    def views(seed: int) -> np.ndarray:
+    def views(seed: int, names: tuple[str, ...] = ("original", "crop1")) -> np.ndarray:
         return np.array(
             image_features(
                 tower,
@@ -201,7 +201,7 @@ def test_another_crop_seed_gives_unseen_crop_views(small_data: Path, tmp_path: P
                 paths,
                 spec=config["image_tower"],
                 cache_dir=tmp_path / "cache",
-                views=("original", "crop1"),
+                views=names,
                 device=torch.device("cpu"),
                 crop_seed=seed,
             )
@@ -209,6 +209,9 @@ def test_another_crop_seed_gives_unseen_crop_views(small_data: Path, tmp_path: P
 
     first, again, other = views(0), views(0), views(7)
     assert len(list((tmp_path / "cache").glob("image-*.npy"))) == 2
+    views(0, ("original",))
+    views(7, ("original",))  # no random view: one cache file for any seed
+    assert len(list((tmp_path / "cache").glob("image-*.npy"))) == 3
     np.testing.assert_array_equal(first, again)
     np.testing.assert_allclose(first[0], other[0], atol=1e-5)  # the photo itself
     assert np.abs(first[1] - other[1]).mean() > 1e-3  # other crops of it

@@ -45,6 +45,7 @@ VIEWS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "crop2": _random_crop,
     "crop3": _random_crop,
 }
+RANDOM_VIEWS = tuple(name for name, change in VIEWS.items() if change is _random_crop)  # differ by seed
 
 
 def _cache_path(cache_dir: Path, kind: str, spec: dict[str, Any], items: Sequence[str]) -> Path:
@@ -81,8 +82,10 @@ def image_features(
     """→ (len(views), len(paths), *frozen_shape): what the tower's frozen part outputs per view.
 
     crop_seed: which random crops the "crop" views take; another seed gives a further stage of
-    training views it has not seen."""
+    training views it has not seen. Views without randomness are the same for every seed."""
     key: dict[str, Any] = {"tower": spec, "preprocess": preprocess.to_dict(), "views": list(views)}
+    if not any(view in RANDOM_VIEWS for view in views):
+        crop_seed = 0
     if crop_seed:  # seed 0 keeps the cache keys written before seeds were a choice
         key["crop_seed"] = crop_seed
     path = _cache_path(cache_dir, "image", key, [str(p) for p in paths])

@@ -86,7 +86,6 @@ def _features(
     views: tuple[str, ...],
     opts: TrainOptions,
     config: dict[str, Any],
-    crop_seed: int = 0,
 ) -> _Features:
     device = torch.device(opts.device)
     preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
@@ -99,7 +98,7 @@ def _features(
         views=views,
         device=device,
         workers=opts.workers,
-        crop_seed=crop_seed,
+        crop_seed=opts.crop_seed,
     )
     texts: list[str] = []
     owner: list[int] = []
@@ -179,7 +178,7 @@ def train_joint(
     if opts.init is not None and saved is None:
         init_from_checkpoint(model, opts.init)
     train_views = tuple(config.get("train", {}).get("views", ("original", "hflip")))
-    train = _features(model, load_captioned_photos(data, "train"), train_views, opts, config, opts.crop_seed)
+    train = _features(model, load_captioned_photos(data, "train"), train_views, opts, config)
     val = _features(model, load_captioned_photos(data, "val"), ("original",), opts, config)
     optimizer = _optimizer(model, opts, float(config.get("train", {}).get("tower_lr_scale", 0.1)))
     n_photos = train.images.shape[1]
