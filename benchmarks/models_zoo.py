@@ -164,7 +164,7 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
 
 PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
     (
-        "joint-default (shipped; stage 2: 5 more epochs at 256 px from stage 1)",
+        "joint-default (shipped; stage 3: 3 more epochs at 288 px from stage 2, new crops)",
         Path("models/checkpoints/joint-default.safetensors"),
     ),
     (
@@ -186,7 +186,8 @@ def refresh_pretrained_rows() -> None:
     """Rewrite only the rows of PRETRAINED_ROWS in the existing MODELS.md from their checkpoints (a row
     whose checkpoint is not on this machine keeps its line); every other row stays as it was."""
     lines = MD.read_text().splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("|---|---|---|---|---|---|---|"))
+    # the zoo table (not the other tables beside it): its head names the loss column
+    header = 1 + next(i for i, line in enumerate(lines) if line.startswith("| model | loss |"))
     table = lines[header + 1 :]
     old = {_row_name(line): line for line in table if line.startswith("| joint-")}
     rows = [checkpoint_row(name, path) or old.get(name) for name, path in PRETRAINED_ROWS]

@@ -34,7 +34,7 @@ class QueryBank:
     """Offsets are beta × max(hubness, floor): a photo or caption unlike anything typical (a microscope
     slide among holiday photos) has a low hubness, and without the floor would be promoted for every
     query. The floors are the FLOOR_PERCENTILE-th percentile of the bank entries' own hubness; on Flickr8k
-    val they cost 0.2 of R@sum 343 (shipped joint-default) and stop such outliers from outranking what a
+    val they cost 0.2 of R@sum 343 (the stage-2 joint-default) and stop such outliers from outranking what a
     query names."""
 
     images: np.ndarray  # (n_photos, dim) float32 unit vectors of bank photos
