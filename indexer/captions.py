@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.storage.repository import photos_by_path, replace_captions
 from app.storage.tables import Photo
+from models.errors import InvalidInputError
 from models.training.data import clean_caption
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class CaptionStats:
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
 
 
-class CaptionsFileError(ValueError):
+class CaptionsFileError(InvalidInputError):
     pass
 
 

@@ -27,12 +27,13 @@ from indexer.labels import LabelOptions, apply_labels
 from indexer.reconcile import ReconcileStats, reconcile
 from indexer.scan import scan_folder
 from models.encoder import Encoder
+from models.errors import InvalidInputError
 from models.loading import iterate_photo_batches
 
 log = logging.getLogger(__name__)
 
 
-class IndexerError(RuntimeError):
+class IndexerError(InvalidInputError):
     pass
 
 

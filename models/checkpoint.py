@@ -14,10 +14,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from models.errors import InvalidInputError
+
 FORMAT = "photosearch-checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InvalidInputError):
     """A checkpoint file is missing, unreadable or not one of ours."""
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from models.errors import InvalidInputError
+
 try:  # HEIC/HEIF support is optional at import time but installed by default.
     import pillow_heif
 
@@ -38,7 +40,7 @@ _TAG_MAKE = 0x010F
 _TAG_MODEL = 0x0110
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(InvalidInputError):
     """The file is not a photo we can use; the message says why."""
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models.errors import NotFoundError
 
-class PretrainedWeightsError(FileNotFoundError):
+
+class PretrainedWeightsError(NotFoundError, FileNotFoundError):
     """Pretrained weights are not installed; the message says which package provides them."""
 
 

@@ -15,12 +15,13 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from models.encoder import Encoder
+from models.errors import NotFoundError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BUNDLED_CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
 
-class ModelNotFoundError(LookupError):
+class ModelNotFoundError(NotFoundError):
     """Unknown model name or missing weights; the message lists what exists and where we looked."""
 
 

@@ -13,7 +13,9 @@ from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from models.encoder import Encoder
-from tests.photos import copy_shared_photos
+from tests.builders.databases import reset_postgres
+from tests.builders.photos import captioned_subset, copy_shared_photos
+from tests.builders.tiny_models import RERANK, tiny_config, tiny_options
 
 PG_ADMIN_URL = os.environ.get(
     "PHOTOSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -42,21 +44,13 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each storage test runs on both databases, each time from an empty schema."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'photosearch.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    _reset_postgres(url)
+    reset_postgres(url)
     return url
 
 
@@ -76,3 +70,20 @@ def photo_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "photos"
     copy_shared_photos(folder, "val", 12)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """32 train + 16 val real photos in the captions.jsonl layout."""
+    return captioned_subset(tmp_path_factory.mktemp("zoo-tiny"), train=32, val=16)
+
+
+@pytest.fixture(scope="session")
+def rerank_checkpoint(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny joint model with a cross-attention re-ranker, trained for 2 epochs."""
+    from models.training.train import train_joint
+
+    tmp = tmp_path_factory.mktemp("rerank")
+    out = tmp / "rerank.safetensors"
+    train_joint(tiny_config("transformer", reranker=RERANK), tiny_data, out, tiny_options(tmp, epochs=2))
+    return out

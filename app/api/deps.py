@@ -10,11 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from app.api.errors import UnsupportedMediaTypeError
 from app.core.config import Settings
-from app.core.errors import InvalidInputError, PayloadTooLargeError
 from app.schemas import MAX_K, PhotoIdQuery
 from app.services.search import ImageQuery, SearchService
+from models.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 
 def get_search(request: Request) -> SearchService:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.core.errors import InvalidInputError
 from app.services.search import ImageQuery, SearchService
 from models.clip.zeroshot import DEFAULT_PROMPT, LabelError, clean_labels, prompts_for, zero_shot
 from models.encoder import Encoder
+from models.errors import InvalidInputError
 
 MAX_LABELS = 1000
 

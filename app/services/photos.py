@@ -8,9 +8,9 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.errors import NotFoundError
 from app.storage import repository as repo
 from app.storage.tables import Photo
+from models.errors import NotFoundError
 from models.images import ImageDecodeError, decode_photo
 
 

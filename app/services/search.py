@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
-from app.core.errors import InvalidInputError, NotFoundError, NotReadyError, PayloadTooLargeError
 from app.services.index_cache import IndexCache, RawHit
 from app.storage import repository as repo
 from app.storage.tables import Caption, Collection, Photo
 from models.encoder import Encoder
+from models.errors import InvalidInputError, NotFoundError, NotReadyError, PayloadTooLargeError
 from models.images import ImageDecodeError, decode_photo
 
 log = logging.getLogger(__name__)

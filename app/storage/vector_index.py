@@ -20,10 +20,12 @@ from typing import Any
 import faiss
 import numpy as np
 
+from models.errors import NotReadyError
+
 log = logging.getLogger(__name__)
 
 
-class IndexFileError(RuntimeError):
+class IndexFileError(NotReadyError):
     pass
 
 

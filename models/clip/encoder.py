@@ -38,13 +38,14 @@ from models.clip.weights import (
     read_weights_file,
 )
 from models.encoder import Encoder, l2_normalise
+from models.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
 MAX_LOGIT_SCALE = 100.0
 
 
-class ClipWeightsMismatchError(ValueError):
+class ClipWeightsMismatchError(InvalidInputError):
     """A weights file exists but does not fit the architecture it was given for."""
 
 

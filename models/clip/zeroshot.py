@@ -10,10 +10,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from models.errors import InvalidInputError
+
 DEFAULT_PROMPT = "a photo of {}."
 
 
-class LabelError(ValueError):
+class LabelError(InvalidInputError):
     """Labels or prompt that cannot be used; the message says what would be right."""
 
 

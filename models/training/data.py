@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class CaptionedPhoto:
@@ -16,7 +18,7 @@ class CaptionedPhoto:
     split: str
 
 
-class DatasetError(ValueError):
+class DatasetError(InvalidInputError):
     pass
 
 

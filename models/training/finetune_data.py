@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from models.clip.encoder import ClipEncoder
 from models.clip.factory import Tokenizer
 from models.encoder import PreprocessConfig
+from models.errors import InvalidInputError
 from models.images import decode_photo
 from models.registry import resolve_device
 from models.training.data import CaptionedPhoto
@@ -28,7 +29,7 @@ class LoaderOptions(Protocol):
     seed: int
 
 
-class FinetuneError(ValueError):
+class FinetuneError(InvalidInputError):
     """Options or data that cannot fine-tune; the message says what would work."""
 
 

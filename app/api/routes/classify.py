@@ -11,11 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SettingsDep, read_upload
-from app.api.errors import UnsupportedMediaTypeError
-from app.core.errors import InvalidInputError
 from app.services.classify import MAX_LABELS, ClassifyService
 from app.services.search import ImageQuery
 from models.clip.zeroshot import DEFAULT_PROMPT
+from models.errors import InvalidInputError, UnsupportedMediaTypeError
 
 router = APIRouter(prefix="/v1", tags=["classify"])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,63 +16,9 @@ from models.registry import create_encoder
 from models.training.data import load_captioned_photos
 from models.training.evaluate import evaluate_encoder
 from models.training.resume import resume_path
-from models.training.train import TrainOptions, train_joint
+from models.training.train import train_joint
 from models.training.train_e2e import train_e2e
-from tests.photos import captioned_subset
-
-TINY_CNN = {"type": "resnet_scratch", "widths": [8, 16, 32], "blocks": 1}
-TINY_PRE = {
-    "image_size": 112,
-    "resize": "squash",
-    "mean": [0.5] * 3,
-    "std": [0.5] * 3,
-    "interpolation": "bilinear",
-}
-TEXT_SPECS: dict[str, dict[str, Any]] = {
-    "bow": {"word_dim": 32},
-    "bilstm": {"word_dim": 32, "hidden": 32},
-    "bigru": {"word_dim": 32, "hidden": 32},
-    "textcnn": {"word_dim": 32, "kernel_widths": [2, 3], "channels": 16},
-    "transformer": {"word_dim": 32, "layers": 1, "heads": 2, "ff_dim": 64},
-}
-
-
-def tiny_config(text: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "family": "joint",
-        "name": f"tiny-{text}",
-        "embed_dim": 32,
-        "image_tower": TINY_CNN,
-        "text_tower": {
-            "type": text,
-            "max_tokens": 16,
-            "word_dropout": 0.1,
-            "min_count": 1,
-            **TEXT_SPECS[text],
-        },
-        "head": {"hidden": 64, "dropout": 0.1},
-        "preprocess": TINY_PRE,
-        "loss": {"type": "infonce", "init_temperature": 0.07},
-        **extra,
-    }
-
-
-def tiny_options(tmp: Path, epochs: int = 3) -> TrainOptions:
-    return TrainOptions(
-        epochs=epochs,
-        batch_size=16,
-        lr=3e-3,
-        warmup_epochs=0.5,
-        patience=10,
-        device="cpu",
-        cache_dir=tmp / "cache",
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """32 train + 16 val real photos in the captions.jsonl layout."""
-    return captioned_subset(tmp_path_factory.mktemp("zoo-tiny"), train=32, val=16)
+from tests.builders.tiny_models import TEXT_SPECS, tiny_config, tiny_options
 
 
 @pytest.mark.parametrize("text", list(TEXT_SPECS))
@@ -147,26 +92,6 @@ def test_resume_from_a_missing_file_is_a_clear_error(tiny_data: Path, tmp_path: 
             tiny_options(tmp_path),
             resume=tmp_path / "x.safetensors",
         )
-
-
-RERANK = {
-    "dim": 32,
-    "heads": 2,
-    "layers": 1,
-    "top_n": 6,
-    "negatives": 3,
-    "epochs": 2,
-    "batch_size": 8,
-    "lr": 1e-3,
-}
-
-
-@pytest.fixture(scope="module")
-def rerank_checkpoint(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("rerank")
-    out = tmp / "rerank.safetensors"
-    train_joint(tiny_config("transformer", reranker=RERANK), tiny_data, out, tiny_options(tmp, epochs=2))
-    return out
 
 
 def test_reranker_is_saved_and_reorders_candidates(rerank_checkpoint: Path, tiny_data: Path) -> None:

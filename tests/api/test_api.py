@@ -13,8 +13,9 @@ from PIL import Image
 from app.core.config import ApiSettings, Settings
 from app.main import create_app
 from models.encoder import Encoder
-from tests import photos
-from tests.test_indexer import run_index
+from tests.builders import photos
+from tests.builders.databases import reset_postgres
+from tests.builders.indexing import run_index
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -27,10 +28,8 @@ def indexed(
     if request.param == "sqlite":
         url = f"sqlite:///{base / 'photosearch.db'}"
     else:
-        from tests.conftest import _reset_postgres
-
         url = request.getfixturevalue("postgres_url")
-        _reset_postgres(url)
+        reset_postgres(url)
     settings = Settings(
         data_dir=base / "data", database_url=url, device="cpu", api=ApiSettings(max_upload_bytes=2_000_000)
     )

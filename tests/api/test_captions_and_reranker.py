@@ -16,9 +16,8 @@ from app.storage.db import make_engine, session_factory
 from models.encoder import Encoder
 from models.images import decode_photo
 from models.registry import create_encoder
-from tests import photos
-from tests.test_indexer import run_index
-from tests.test_zoo_models import rerank_checkpoint, tiny_data  # noqa: F401 - shared fixtures
+from tests.builders import photos
+from tests.builders.indexing import run_index
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.images import ImageDecodeError, decode_photo
-from tests import photos
+from tests.builders import photos
 
 
 @pytest.mark.parametrize(

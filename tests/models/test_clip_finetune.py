@@ -28,8 +28,8 @@ from models.training.finetune import (
     prepare_model,
 )
 
-FLICKR = Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k"
-ROOT = Path(__file__).resolve().parents[1]
+FLICKR = Path(__file__).resolve().parents[3] / "shared" / "data" / "flickr8k"
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not (FLICKR / "captions.jsonl").is_file(), reason="shared flickr8k missing")
 
 

@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from alembic import command
 from sqlalchemy import inspect, select
 
-from app.storage.db import alembic_config, make_engine, migrate, session_factory, transaction
+from app.storage.db import make_engine, migrate, session_factory, transaction
 from app.storage.tables import Collection, Photo, PhotoTag
-
-
-def _tables(url: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def _run(url: str, action: str, revision: str) -> None:
-    engine = make_engine(url)
-    config = alembic_config(url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
-    engine.dispose()
+from tests.builders.databases import run_migration, table_names
 
 
 def test_photo_tags_upgrade_downgrade_upgrade(db_url: str) -> None:
-    _run(db_url, "upgrade", "0001")
-    assert "photo_tags" not in _tables(db_url)
+    run_migration(db_url, "upgrade", "0001")
+    assert "photo_tags" not in table_names(db_url)
 
-    _run(db_url, "upgrade", "head")
+    run_migration(db_url, "upgrade", "head")
     engine = make_engine(db_url)
     inspector = inspect(engine)
     columns = {c["name"] for c in inspector.get_columns("photo_tags")}
@@ -39,11 +22,11 @@ def test_photo_tags_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert columns == {"id", "photo_id", "tag", "score", "source", "photo_sha256", "created_at"}
     assert "ix_photo_tags_tag" in indexes
 
-    _run(db_url, "downgrade", "0001")
-    assert "photo_tags" not in _tables(db_url)
-    assert "photos" in _tables(db_url)  # 0001 untouched
-    _run(db_url, "upgrade", "head")
-    assert "photo_tags" in _tables(db_url)
+    run_migration(db_url, "downgrade", "0001")
+    assert "photo_tags" not in table_names(db_url)
+    assert "photos" in table_names(db_url)  # 0001 untouched
+    run_migration(db_url, "upgrade", "head")
+    assert "photo_tags" in table_names(db_url)
 
 
 def test_tags_go_with_their_photo(db_url: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests import photos
+from tests.builders import photos
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "flickr8k"
 
 
 def shared_rows(split: str = "val", count: int = 12, skip: int = 0) -> list[dict]:

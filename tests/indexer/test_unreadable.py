@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.photos import copy_shared_photos
+from tests.builders.photos import copy_shared_photos
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from models.registry import create_encoder, load_model_config
 from models.training.evaluate import retrieval_report
 from models.training.losses import LOSSES, contrastive_loss
 from models.training.train import TrainOptions, train_joint
-from tests.photos import captioned_subset
+from tests.builders.photos import captioned_subset
 
 
 @pytest.fixture(scope="module")

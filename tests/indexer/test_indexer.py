@@ -6,60 +6,18 @@ import os
 import shutil
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from app.core.config import Settings
-from app.services.index_cache import IndexCache
 from app.storage import repository as repo
-from app.storage.db import make_engine, migrate, session_factory
+from app.storage.db import make_engine, session_factory
 from app.storage.tables import Caption, CaptionEmbedding, Photo, PhotoEmbedding
-from indexer.pipeline import IndexerError, IndexOptions, IndexReport, index_folder
+from indexer.pipeline import IndexerError
 from models.encoder import Encoder
-from tests import photos
-
-
-def run_index(
-    settings: Settings,
-    encoder: Encoder,
-    root: Path,
-    captions: Path | None = None,
-    collection: str = "default",
-) -> IndexReport:
-    engine = make_engine(settings.db_url)
-    migrate(engine)
-    try:
-        return index_folder(
-            root=root,
-            collection=collection,
-            encoder=encoder,
-            sessions=session_factory(engine),
-            index_dir=settings.index_dir,
-            captions_file=captions,
-            options=IndexOptions(batch_size=8, workers=0, show_progress=False),
-        )
-    finally:
-        engine.dispose()
-
-
-def table(settings: Settings, model):  # noqa: ANN001, ANN201
-    engine = make_engine(settings.db_url)
-    with session_factory(engine)() as session:
-        rows = list(session.scalars(select(model)))
-    engine.dispose()
-    return rows
-
-
-def served_ids(settings: Settings, encoder: Encoder, kind: str = "photos") -> set[int]:
-    engine = make_engine(settings.db_url)
-    cache = IndexCache(session_factory(engine), encoder.key)
-    ids = set()
-    for loaded in cache.current(kind):
-        ids |= {int(i) for i in faiss.vector_to_array(loaded.index.id_map)}
-    engine.dispose()
-    return ids
+from tests.builders import photos
+from tests.builders.indexing import run_index, served_ids, table
 
 
 def test_index_then_nothing_to_do_then_change_delete_rename(

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from models.query_bank import QueryBank, attach_query_bank, calibrate_checkpoint
 from models.registry import create_encoder, find_checkpoint, load_model_config
 from models.training.evaluate import encoder_reports, retrieval_report
-from tests.photos import SHARED, captioned_subset, shared_rows
+from tests.builders.databases import run_migration
+from tests.builders.photos import SHARED, captioned_subset, shared_rows
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -197,10 +198,9 @@ def test_hub_offsets_migration_upgrades_and_downgrades_keeping_vectors(db_url: s
 
     from app.storage.db import make_engine
     from app.storage.tables import Base
-    from tests.test_clip_migration import _run
 
     def run(action: str, revision: str) -> None:
-        _run(db_url, action, revision)
+        run_migration(db_url, action, revision)
 
     def columns(table: str) -> set[str]:
         engine = make_engine(db_url)
@@ -259,7 +259,7 @@ def test_indexer_stores_each_vectors_offset_and_search_falls_back_without_one(
     from app.storage.db import make_engine, session_factory
     from app.storage.repository import from_blobs
     from app.storage.tables import CaptionEmbedding, PhotoEmbedding
-    from tests.test_indexer import run_index
+    from tests.builders.indexing import run_index
 
     run_index(sqlite_settings, encoder, photo_folder, captions=photo_folder / "captions.jsonl")
     bank = encoder.query_bank

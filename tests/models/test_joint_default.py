@@ -12,7 +12,7 @@ from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_
 from models.encoder import Encoder
 from models.pretrained import load_efficientnet_lite0
 from models.registry import ModelNotFoundError, create_encoder, list_models, load_model_config
-from tests.photos import SHARED, shared_rows
+from tests.builders.photos import SHARED, shared_rows
 
 
 def test_unknown_model_lists_what_exists() -> None:

@@ -1,0 +1,71 @@
+"""Keyword-only data access functions shared by the indexer and the service: the only place SQL is written."""
+
+from app.storage.repository.captions import (
+    captions_without_vectors,
+    get_captions,
+    replace_captions,
+)
+from app.storage.repository.index_builds import (
+    latest_index_builds,
+    prune_index_builds,
+    record_index_build,
+)
+from app.storage.repository.photos import (
+    count_photos,
+    get_collection,
+    get_or_create_collection,
+    get_photo,
+    get_photos,
+    list_collections,
+    photos_by_path,
+)
+from app.storage.repository.tags import (
+    ZERO_SHOT_SOURCE_PREFIX,
+    photo_ids_with_tags,
+    photos_needing_tags,
+    replace_zero_shot_tags,
+    tag_counts,
+    tags_of_photos,
+)
+from app.storage.repository.vectors import (
+    caption_vectors,
+    caption_vectors_for_ids,
+    embedded_photo_ids,
+    from_blobs,
+    get_photo_vector,
+    hub_offsets_for_ids,
+    photo_vectors,
+    photo_vectors_for_ids,
+    to_blob,
+)
+
+__all__ = [
+    "ZERO_SHOT_SOURCE_PREFIX",
+    "caption_vectors",
+    "caption_vectors_for_ids",
+    "captions_without_vectors",
+    "count_photos",
+    "embedded_photo_ids",
+    "from_blobs",
+    "get_captions",
+    "get_collection",
+    "get_or_create_collection",
+    "get_photo",
+    "get_photo_vector",
+    "get_photos",
+    "hub_offsets_for_ids",
+    "latest_index_builds",
+    "list_collections",
+    "photo_ids_with_tags",
+    "photo_vectors",
+    "photo_vectors_for_ids",
+    "photos_by_path",
+    "photos_needing_tags",
+    "prune_index_builds",
+    "record_index_build",
+    "replace_captions",
+    "replace_zero_shot_tags",
+    "tag_counts",
+    "tags_of_photos",
+    "to_blob",
+]
