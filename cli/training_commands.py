@@ -95,7 +95,7 @@ def evaluate(
 
 def print_reranked(encoder: Encoder, data: Path, split: str, report: Path | None) -> None:
     """When the served model re-ranks: text→image figures without and with the re-ranker."""
-    if not getattr(encoder, "reranks", False):
+    if encoder.reranker is None:
         return
     from models.training.data import load_captioned_photos
     from models.training.reranker_train import image_grids, reranked_report
@@ -107,7 +107,7 @@ def print_reranked(encoder: Encoder, data: Path, split: str, report: Path | None
     owners = [i for i, p in enumerate(photos) for _ in p.captions]
     import numpy as np
 
-    top_n = encoder.rerank_top_n  # type: ignore[attr-defined]
+    top_n = encoder.reranker.top_n
     plain, reranked = reranked_report(model, grids, texts, np.array(owners), top_n, encoder.device)
     console.print(plain.markdown(f"{encoder.key} dual encoder only"))
     console.print(reranked.markdown(f"{encoder.key} + re-ranker (top {top_n})"))

@@ -63,6 +63,16 @@ class PreprocessConfig:
         return (tensor - mean) / std
 
 
+class Reranker(ABC):
+    """Re-orders a text query's best candidates by a finer (and slower) match than the cosine."""
+
+    top_n: int  # how many of the dual encoder's best candidates it re-orders
+
+    @abstractmethod
+    def rerank(self, query: str, images: Sequence[Image.Image]) -> np.ndarray:
+        """A text query and its candidate photos (decoded RGB) → (n,) match logits, higher = better."""
+
+
 class Encoder(ABC):
     """Embeds photos and texts into one space. Subclasses implement the tensor-level calls."""
 
@@ -78,6 +88,8 @@ class Encoder(ABC):
     # Query-bank normalisation (models/query_bank.py), for checkpoints that carry a bank: text→photo
     # and photo→caption hits are ranked by cosine minus the hit's hubness offset.
     query_bank: QueryBank | None = None
+    # An optional cross-encoder that re-orders the top text→photo candidates; None for most models.
+    reranker: Reranker | None = None
 
     def suggested_batch_size(self) -> int:
         """Photos per forward pass when the user sets none; families override with a memory estimate."""

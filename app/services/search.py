@@ -172,7 +172,7 @@ class SearchService:
     # --- end tags filter ---------------------------------------------------------------------------
 
     def search_text(self, query: str, *, k: int, **filters: object) -> list[PhotoHit]:
-        if getattr(self.encoder, "reranks", False):  # joint model with a re-ranker (joint model zoo)
+        if self.encoder.reranker is not None:
             return self._reranked_text(query, k=k, **filters)
         return self.photos_near(self.text_vector(query), k=k, normalise=True, **filters)  # type: ignore[arg-type]
 
@@ -184,7 +184,9 @@ class SearchService:
         keeps its dual-encoder place after the re-ranked ones."""
         offset: int = filters.pop("offset", 0)  # type: ignore[assignment]
         self._check_k(k, offset)
-        wanted = max(int(getattr(self.encoder, "rerank_top_n", 10)), k + offset)
+        reranker = self.encoder.reranker
+        assert reranker is not None
+        wanted = max(reranker.top_n, k + offset)
         hits = self.photos_near(self.text_vector(query), k=wanted, normalise=True, **filters)  # type: ignore[arg-type]
         readable, images = [], []
         for hit in hits:
@@ -194,7 +196,7 @@ class SearchService:
                 readable.append(hit)
             except ImageDecodeError as exc:  # a file gone or changed since indexing: keep its dual rank
                 log.warning("re-ranking without photo %s: %s", hit.photo.id, exc)
-        logits = self.encoder.rerank(" ".join(query.split()), images)  # type: ignore[attr-defined]
+        logits = reranker.rerank(" ".join(query.split()), images)
         probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
         order = sorted(range(len(readable)), key=lambda i: -float(logits[i]))
         ranked = [PhotoHit(readable[i].photo, readable[i].score, float(probabilities[i])) for i in order]

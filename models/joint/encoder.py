@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from models.checkpoint import Checkpoint
-from models.encoder import Encoder, PreprocessConfig, l2_normalise
+from models.encoder import Encoder, PreprocessConfig, Reranker, l2_normalise
 from models.joint.model import JointModel
 from models.query_bank import QueryBank, split_bank_tensors
 
@@ -46,6 +46,7 @@ class JointEncoder(Encoder):
         self.checkpoint_digest = digest
         self.device = device
         self.logit_scale = float(model.logit_scale.detach().exp().clamp(max=100.0))
+        self.reranker = JointReranker(self.model, preprocess, device) if model.reranker is not None else None
 
     @torch.inference_mode()
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
@@ -70,21 +71,19 @@ class JointEncoder(Encoder):
         ]
         return np.concatenate(chunks)
 
-    # --- optional re-ranker (config "reranker"; models/joint/reranker.py) ----------------------------
-    @property
-    def reranks(self) -> bool:
-        return self.model.reranker is not None
 
-    @property
-    def rerank_top_n(self) -> int:
-        """How many of the dual encoder's best candidates the re-ranker re-orders."""
-        return int(self.model.config.get("reranker", {}).get("top_n", 10))
+class JointReranker(Reranker):
+    """The joint model's cross-attention re-ranker (config "reranker"; models/joint/reranker.py)."""
+
+    def __init__(self, model: JointModel, preprocess: PreprocessConfig, device: torch.device) -> None:
+        self.model = model
+        self.preprocess = preprocess
+        self.device = device
+        self.top_n = int(model.config.get("reranker", {}).get("top_n", 10))
 
     @torch.inference_mode()
     def rerank(self, query: str, images: Sequence[Image.Image]) -> np.ndarray:
-        """A text query and its candidate photos (decoded RGB) → (n,) match logits, higher = better.
-
-        The patch grids are recomputed from the photos: the index stores pooled vectors only."""
+        """The patch grids are recomputed from the photos: the index stores pooled vectors only."""
         if not images:
             return np.zeros(0, dtype=np.float32)
         pixels = torch.stack([self.preprocess(img) for img in images]).to(self.device)  # (n, 3, H, W)

@@ -81,8 +81,8 @@ def test_service_reranks_text_search_when_the_model_has_a_reranker(rerank_servic
     differs = 0
     for row in photos.shared_rows("val", 6):
         query = row["captions"][0]
-        dual = rerank_service.photos_near(rerank_service.text_vector(query), k=encoder.rerank_top_n)
-        logits = encoder.rerank(
+        dual = rerank_service.photos_near(rerank_service.text_vector(query), k=encoder.reranker.top_n)
+        logits = encoder.reranker.rerank(
             " ".join(query.split()), [decode_photo(Path(h.photo.path)).image for h in dual]
         )
         expected = [dual[i].photo.id for i in np.argsort(-logits, kind="stable")]

@@ -102,14 +102,14 @@ def test_reranker_is_saved_and_reorders_candidates(rerank_checkpoint: Path, tiny
     assert info["loss_last"] < info["loss_first"]  # it learned something on its hard negatives
     assert info["val_with"]["i2t_r1"] == info["val_without"]["i2t_r1"]  # only text→image is re-ranked
     encoder = create_encoder(str(rerank_checkpoint), device="cpu")
-    assert encoder.reranks and encoder.rerank_top_n == 6
+    assert encoder.reranker is not None and encoder.reranker.top_n == 6
     photos = load_captioned_photos(tiny_data, "val")
     images = [decode_photo(p.path).image for p in photos]
     image_vectors = encoder.encode_images(images)
     changed = 0
     for photo in photos[:8]:
         dual = np.argsort(-(image_vectors @ encoder.encode_texts([photo.captions[0]])[0]))[:6]
-        logits = encoder.rerank(photo.captions[0], [images[i] for i in dual])
+        logits = encoder.reranker.rerank(photo.captions[0], [images[i] for i in dual])
         changed += list(np.argsort(-logits, kind="stable")) != list(range(6))
     assert changed >= 1
 
