@@ -7,7 +7,7 @@ PHOTOS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint benchmark clean
+.PHONY: run test test-fast install install-dev lint benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,13 @@ lint: install-dev
 test: install-dev lint
 	$(BIN)/pytest
 
+# Everything but the tests marked `slow` (training runs, multi-process fine-tuning): a quick loop while coding.
+test-fast: install-dev
+	$(BIN)/pytest -m "not slow"
+
 benchmark: install-dev
 	$(BIN)/python benchmarks/index_and_query.py
 
+# Removes what the build made; never data/ (a user's database, indexes and checkpoints live there).
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
