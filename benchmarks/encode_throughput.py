@@ -28,7 +28,8 @@ from models.clip.encoder import ClipEncoder, random_clip_encoder  # noqa: E402
 from models.clip.tiny import tiny_clip_config  # noqa: E402
 from models.encoder import Encoder  # noqa: E402
 from models.loading import iterate_photo_batches  # noqa: E402
-from models.registry import create_encoder, load_model_config, resolve_device  # noqa: E402
+from models.registry import create_encoder, load_model_config  # noqa: E402
+from models.runtime import resolve_device  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k"
 

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.registry import create_encoder, load_model_config  # noqa: E402
 from models.training.data import load_captioned_photos  # noqa: E402
 from models.training.evaluate import evaluate_encoder  # noqa: E402
-from models.training.train import TrainOptions, train_joint  # noqa: E402
+from models.training.options import TrainOptions  # noqa: E402
+from models.training.train import train_joint  # noqa: E402
 
 FROZEN_EPOCHS = 8  # text tower from scratch over cached EfficientNet features: ~15-30 s an epoch
 SHORT_EPOCHS = 3  # the loss comparison and the re-ranker's dual stage: what this session's time allowed

@@ -37,7 +37,8 @@ def train(
 ) -> None:
     """Train a joint model on captioned photos; writes a checkpoint, its curves PNG and val figures."""
     from app.core.config import get_settings
-    from models.registry import load_model_config, resolve_device
+    from models.registry import load_model_config
+    from models.runtime import resolve_device
     from models.training.train import TrainOptions, train_joint
 
     settings = get_settings()
@@ -147,7 +148,7 @@ def calibrate_command(
     """Set how a trained checkpoint embeds photos (resolution, mirror averaging) and give it a query bank
     against hubness; `photosearch train` does this itself when the model config asks for it."""
     from models.checkpoint import CheckpointError, read_checkpoint_config
-    from models.query_bank import calibrate_checkpoint
+    from models.training.calibrate import calibrate_checkpoint
 
     try:
         test_time = dict(read_checkpoint_config(checkpoint).get("test_time", {}))

@@ -4,7 +4,8 @@ Imports neither FastAPI nor SQL, so the indexer, the service and training all sh
 """
 
 from models.encoder import Encoder, PreprocessConfig
-from models.registry import ModelNotFoundError, create_encoder, list_models, load_model_config
+from models.errors import ModelNotFoundError
+from models.registry import create_encoder, list_models, load_model_config
 
 __all__ = [
     "Encoder",

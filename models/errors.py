@@ -22,6 +22,10 @@ class NotFoundError(PhotoSearchError, LookupError):
     """An id, name, model, weights file or folder that does not exist (HTTP 404)."""
 
 
+class ModelNotFoundError(NotFoundError):
+    """Unknown model name or missing weights; the message lists what exists and where we looked."""
+
+
 class PayloadTooLargeError(InvalidInputError):
     """A request body or upload over its configured limit (HTTP 413)."""
 

@@ -11,7 +11,6 @@ is the mean cosine of its `k` nearest bank captions times `beta`, and text→pho
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import numpy as np
 import torch
 
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.encoder import Encoder
 
 IMAGE_KEY = "query_bank.images"
 TEXT_KEY = "query_bank.texts"
@@ -121,36 +119,6 @@ def split_bank_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return {k: v for k, v in state.items() if k not in (IMAGE_KEY, TEXT_KEY)}
 
 
-def build_query_bank(
-    encoder: Encoder,
-    data: Path,
-    split: str = "train",
-    *,
-    photos: int = 2000,
-    captions: int = 5000,
-    k: int = 50,
-    beta: float = 0.5,
-    seed: int = 0,
-    workers: int = 0,
-) -> QueryBank:
-    """Embed a random sample of a captioned split (photos from their files, through the encoder as
-    served: same resolution, same test-time flip) as the bank of typical queries."""
-    from models.training.data import load_captioned_photos
-    from models.training.evaluate import encode_photo_files
-
-    chosen = load_captioned_photos(data, split)
-    rng = random.Random(seed)
-    sample = rng.sample(chosen, min(photos, len(chosen)))
-    texts = [c for p in chosen for c in p.captions]
-    texts = rng.sample(texts, min(captions, len(texts)))
-    if not sample or not texts:
-        raise ValueError(f"split {split!r} of {data} has no captioned photos to build a query bank from")
-    images = encode_photo_files(
-        encoder, [p.path for p in sample], batch_size=encoder.suggested_batch_size(), workers=workers
-    )
-    return QueryBank(images, encoder.encode_texts(texts), k, beta)
-
-
 def attach_query_bank(path: Path, bank: QueryBank | None, *, source: str = "") -> Path:
     """Rewrite a photosearch checkpoint with `bank` inside it, replacing any bank it had (None: drop it)."""
     checkpoint = load_checkpoint(path)
@@ -160,55 +128,3 @@ def attach_query_bank(path: Path, bank: QueryBank | None, *, source: str = "") -
         config["query_bank"] = {**bank.settings(), "source": source}
         state.update(bank.tensors())
     return save_checkpoint(path, config=config, state_dict=state, info=checkpoint.info)
-
-
-def calibrate_checkpoint(
-    path: Path,
-    data: Path,
-    *,
-    test_time: dict[str, Any] | None = None,
-    bank_options: dict[str, Any] | None = None,
-    device: str = "auto",
-) -> QueryBank | None:
-    """Give a trained joint checkpoint its test-time settings and a query bank from `data`'s train split.
-
-    test_time: config "test_time" (resolution, mirror-image averaging); None keeps the checkpoint's.
-    bank_options: k, beta, photos, captions (build_query_bank's keywords); None or {} leaves no bank.
-    The file is rewritten once, at the end: a failure leaves it as it was. Its photo vectors change, and
-    so does its digest: indexes built with the old file are rebuilt.
-    """
-    from dataclasses import replace
-
-    from models.joint.encoder import build_joint_encoder
-    from models.registry import resolve_device
-
-    checkpoint = load_checkpoint(path)
-    if checkpoint.config.get("family") != "joint":
-        raise ValueError(
-            f"{path} is a {checkpoint.config.get('family')!r} checkpoint; calibrate takes joint ones"
-        )
-    config = {k: v for k, v in checkpoint.config.items() if k != "query_bank"}
-    if test_time is not None:
-        config["test_time"] = test_time
-    state = split_bank_tensors(checkpoint.state_dict)
-    bank = None
-    if bank_options:
-        model = replace(checkpoint, config=config, state_dict=state)
-        encoder = build_joint_encoder(path.stem, config, model, resolve_device(device))
-        bank = build_query_bank(encoder, data, "train", **bank_options)
-        config["query_bank"] = {**bank.settings(), "source": f"{data.name}:train"}
-        state.update(bank.tensors())
-    save_checkpoint(path, config=config, state_dict=state, info=checkpoint.info)
-    return bank
-
-
-def calibrate_after_training(path: Path, data: Path, config: dict[str, Any], device: str) -> None:
-    """What `photosearch train` does last when the model config asks for test-time settings or a bank."""
-    if config.get("test_time") or config.get("query_bank"):
-        calibrate_checkpoint(
-            path,
-            data,
-            test_time=config.get("test_time"),
-            bank_options=config.get("query_bank"),
-            device=device,
-        )

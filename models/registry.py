@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,11 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from models.encoder import Encoder
-from models.errors import NotFoundError
+from models.errors import ModelNotFoundError
+from models.runtime import resolve_device
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BUNDLED_CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
-
-
-class ModelNotFoundError(NotFoundError):
-    """Unknown model name or missing weights; the message lists what exists and where we looked."""
 
 
 def list_models() -> list[str]:
@@ -58,14 +56,6 @@ def find_checkpoint(name: str, config: dict[str, Any]) -> Path:
     )
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def create_encoder(
     model: str, checkpoint: str | Path | None = None, device: str | torch.device = "auto"
 ) -> Encoder:
@@ -74,7 +64,7 @@ def create_encoder(
     if model.startswith("local-dir:"):  # clip: an open_clip folder needs no registered config
         from models.clip.encoder import local_dir_config
 
-        return _build_clip(local_dir_config(model), model, target)
+        return _build_clip(local_dir_config(model), model, target, checkpoint_search_dirs())
     as_path = Path(model)
     if checkpoint is None and as_path.suffix == ".safetensors":
         if not as_path.is_file():
@@ -85,7 +75,7 @@ def create_encoder(
         config = load_model_config(model)
     if config is not None and config.get("family") == "clip":
         # checkpoint: open_clip weights file, local-dir: folder or photosearch checkpoint; None searches
-        return _build_clip(config, checkpoint, target)
+        return _build_clip(config, checkpoint, target, checkpoint_search_dirs())
     ckpt_path = Path(checkpoint) if checkpoint is not None else find_checkpoint(model, config or {})
     if not ckpt_path.is_file():
         raise ModelNotFoundError(f"checkpoint file not found: {ckpt_path}")
@@ -98,14 +88,16 @@ def create_encoder(
 
         return build_joint_encoder(name, config, ckpt, target)
     if family == "clip":
-        return _build_clip(config, ckpt, target)
+        return _build_clip(config, ckpt, target, checkpoint_search_dirs())
     raise ModelNotFoundError(f"unknown model family {family!r} in {ckpt_path}; known: joint, clip")
 
 
-def _build_clip(config: dict[str, Any], ckpt: Any, device: torch.device) -> Encoder:
+def _build_clip(
+    config: dict[str, Any], ckpt: Any, device: torch.device, search_dirs: Sequence[Path]
+) -> Encoder:
     try:
         from models.clip.encoder import build_clip_encoder
     except ImportError as exc:
         raise ModelNotFoundError("the clip family is not available in this build") from exc
-    encoder: Encoder = build_clip_encoder(config, ckpt, device)
+    encoder: Encoder = build_clip_encoder(config, ckpt, device, search_dirs)
     return encoder

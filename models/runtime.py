@@ -1,4 +1,4 @@
-"""Process-level tuning for CPU inference and training."""
+"""Process-level choices: the device to run on, and allocator tuning for CPU inference and training."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +41,12 @@ def tune_allocator() -> bool:
     except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
         return False
     return bool(ok)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """ "auto" → CUDA when there is one, else the CPU; any other name as torch reads it."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -163,26 +163,30 @@ class ClipEncoder(Encoder):
 
 
 def build_clip_encoder(
-    config: dict[str, Any], source: Checkpoint | str | Path | None, device: torch.device
+    config: dict[str, Any],
+    source: Checkpoint | str | Path | None,
+    device: torch.device,
+    search_dirs: Sequence[Path] = (),
 ) -> ClipEncoder:
     """A clip encoder from a registered config and where its weights are (see models/clip/weights.py).
 
     source: a loaded photosearch checkpoint, an explicit location (open_clip weights file,
     photosearch checkpoint file, `local-dir:` folder), or None to search the usual places.
+    search_dirs: checkpoint folders, searched in order for weights and Hugging Face text-tower files.
     """
     if isinstance(source, Checkpoint):
-        return _from_checkpoint(source, device)
+        return _from_checkpoint(source, device, search_dirs)
     if source is not None:
         path = Path(str(source)).expanduser()
         if parse_local_dir(source) is None and _is_photosearch_checkpoint(path):
-            return _from_checkpoint(load_checkpoint(path), device)
+            return _from_checkpoint(load_checkpoint(path), device, search_dirs)
         folder = parse_local_dir(source)
         weights = read_local_dir(folder) if folder is not None else read_weights_file(path)
     else:
-        weights = locate_weights(config)
+        weights = locate_weights(config, search_dirs)
         if weights.source == "file" and _is_photosearch_checkpoint(weights.path):
-            return _from_checkpoint(load_checkpoint(weights.path), device)
-    return _from_open_clip_weights(config, weights, device)
+            return _from_checkpoint(load_checkpoint(weights.path), device, search_dirs)
+    return _from_open_clip_weights(config, weights, device, search_dirs)
 
 
 def local_dir_config(location: str) -> dict[str, Any]:
@@ -204,10 +208,10 @@ def _is_photosearch_checkpoint(path: Path) -> bool:
 
 
 def _from_open_clip_weights(
-    config: dict[str, Any], weights: ClipWeights, device: torch.device
+    config: dict[str, Any], weights: ClipWeights, device: torch.device, search_dirs: Sequence[Path]
 ) -> ClipEncoder:
     model_cfg = weights.model_cfg if weights.model_cfg is not None else architecture_config(config)
-    text_dir = _text_dir(model_cfg, weights.folder)
+    text_dir = _text_dir(model_cfg, weights.folder, search_dirs)
     model = instantiate(model_cfg, text_dir)
     try:
         open_clip.load_checkpoint(model, str(weights.path), strict=True, weights_only=True)
@@ -230,7 +234,9 @@ def _from_open_clip_weights(
     )
 
 
-def _from_checkpoint(checkpoint: Checkpoint, device: torch.device) -> ClipEncoder:
+def _from_checkpoint(
+    checkpoint: Checkpoint, device: torch.device, search_dirs: Sequence[Path]
+) -> ClipEncoder:
     """A photosearch checkpoint (e.g. from `photosearch finetune`): config + weights in one file."""
     config = checkpoint.config
     if config.get("family") != "clip":
@@ -239,7 +245,7 @@ def _from_checkpoint(checkpoint: Checkpoint, device: torch.device) -> ClipEncode
             f"pass it as the model itself (--model {checkpoint.path}) instead of as clip weights"
         )
     model_cfg = architecture_config(config)
-    text_dir = _text_dir(model_cfg, None)
+    text_dir = _text_dir(model_cfg, None, search_dirs)
     model = instantiate(model_cfg, text_dir)
     missing, unexpected = model.load_state_dict(checkpoint.state_dict, strict=False)
     if missing or unexpected:
@@ -260,11 +266,13 @@ def _from_checkpoint(checkpoint: Checkpoint, device: torch.device) -> ClipEncode
     )
 
 
-def random_clip_encoder(config: dict[str, Any], device: torch.device, seed: int = 0) -> ClipEncoder:
+def random_clip_encoder(
+    config: dict[str, Any], device: torch.device, seed: int = 0, search_dirs: Sequence[Path] = ()
+) -> ClipEncoder:
     """Random weights for an architecture (speed measurements, tests): never for search."""
     torch.manual_seed(seed)
     model_cfg = architecture_config(config)
-    text_dir = _text_dir(model_cfg, None)
+    text_dir = _text_dir(model_cfg, None, search_dirs)
     return ClipEncoder(
         f"{config.get('name', 'clip')}-random",
         instantiate(model_cfg, text_dir),
@@ -278,6 +286,6 @@ def random_clip_encoder(config: dict[str, Any], device: torch.device, seed: int 
     )
 
 
-def _text_dir(model_cfg: dict[str, Any], local_dir: Path | None) -> Path | None:
+def _text_dir(model_cfg: dict[str, Any], local_dir: Path | None, search_dirs: Sequence[Path]) -> Path | None:
     name = hf_text_name(model_cfg)
-    return locate_hf_text_dir(name, local_dir) if name else None
+    return locate_hf_text_dir(name, local_dir, search_dirs) if name else None

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from models.encoder import PreprocessConfig
-from models.registry import ModelNotFoundError
+from models.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from models.checkpoint import file_digest
-from models.registry import ModelNotFoundError, checkpoint_search_dirs
+from models.errors import ModelNotFoundError
 
 LOCAL_DIR_PREFIX = "local-dir:"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -172,19 +173,19 @@ def hub_source_for(config: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None
     return repo, (filename,) if filename else HUB_WEIGHTS
 
 
-def candidate_files(name: str) -> list[Path]:
+def candidate_files(name: str, search_dirs: Sequence[Path]) -> list[Path]:
     """Folders and files looked at for a registered model, in order."""
     looked: list[Path] = []
-    for folder in checkpoint_search_dirs():
+    for folder in search_dirs:
         looked.append(folder / name)
         looked.extend(folder / f"{name}{suffix}" for suffix in WEIGHT_SUFFIXES)
     return looked
 
 
-def locate_weights(config: dict[str, Any]) -> ClipWeights:
+def locate_weights(config: dict[str, Any], search_dirs: Sequence[Path]) -> ClipWeights:
     """Search checkpoint folders, then the Hub cache, for a registered config's weights."""
     name = str(config["name"])
-    for candidate in candidate_files(name):
+    for candidate in candidate_files(name, search_dirs):
         if candidate.is_dir():
             return read_local_dir(candidate)
         if candidate.is_file():
@@ -192,13 +193,14 @@ def locate_weights(config: dict[str, Any]) -> ClipWeights:
     hub = hub_source_for(config)
     if hub and (found := find_in_hub_cache(*hub)):
         return ClipWeights("hf-cache", found, weights_digest(found))
-    raise ClipWeightsNotFoundError(missing_weights_message(config, hub))
+    raise ClipWeightsNotFoundError(missing_weights_message(config, hub, search_dirs))
 
 
-def missing_weights_message(config: dict[str, Any], hub: tuple[str, tuple[str, ...]] | None) -> str:
+def missing_weights_message(
+    config: dict[str, Any], hub: tuple[str, tuple[str, ...]] | None, dirs: Sequence[Path]
+) -> str:
     name = str(config["name"])
     repo, files = hub if hub else (None, HUB_WEIGHTS)
-    dirs = checkpoint_search_dirs()
     what = f"open_clip {config.get('architecture', '?')}, pretrained {config.get('pretrained', '?')!r}"
     lines = [f"No weights on this machine for clip model {name!r} ({what}). Looked for:"]
     for folder in dirs:
@@ -213,7 +215,7 @@ def missing_weights_message(config: dict[str, Any], hub: tuple[str, tuple[str, .
     if repo:
         lines.append(f"  hf download {repo} --include 'open_clip_*' --local-dir {name}")
     lines.append(
-        f"then copy the folder to {dirs[0] / name}/ or point at it with "
+        f"then copy the folder to {_first_folder(dirs) / name}/ or point at it with "
         f"PHOTOSEARCH_CHECKPOINT=local-dir:/path/to/{name} (CLI: --checkpoint local-dir:/path/to/{name}); "
         "or copy that machine's Hugging Face cache folder for the repo into this machine's cache."
     )
@@ -222,7 +224,7 @@ def missing_weights_message(config: dict[str, Any], hub: tuple[str, tuple[str, .
             f"Its text tower also needs {text_model}'s config.json and tokenizer: "
             f"hf download {text_model} --include '*.json' 'sentencepiece.bpe.model' "
             f"--local-dir {text_model}, "
-            f"copied to {dirs[0] / text_model}/."
+            f"copied to {_first_folder(dirs) / text_model}/."
         )
     return "\n".join(lines)
 
@@ -236,6 +238,11 @@ def _hf_text_model_of(config: dict[str, Any]) -> str | None:
         return None
 
 
+def _first_folder(search_dirs: Sequence[Path]) -> Path:
+    """Where a user should put files: the first checkpoint folder searched."""
+    return search_dirs[0] if search_dirs else Path("<checkpoint folder>")
+
+
 def download_hint_for_folder(folder: Path) -> str:
     return (
         "Create it on a machine with internet with "
@@ -243,11 +250,11 @@ def download_hint_for_folder(folder: Path) -> str:
     )
 
 
-def locate_hf_text_dir(hf_name: str, local_dir: Path | None) -> Path:
+def locate_hf_text_dir(hf_name: str, local_dir: Path | None, search_dirs: Sequence[Path]) -> Path:
     """The folder with a Hugging Face text tower's config.json + tokenizer files (never downloaded)."""
     short = hf_name.rsplit("/", 1)[-1]
     looked: list[Path] = []
-    candidates = [folder / short for folder in checkpoint_search_dirs()]
+    candidates = [folder / short for folder in search_dirs]
     if local_dir is not None:
         candidates = [local_dir / short, local_dir, *candidates]
     for candidate in candidates:
@@ -265,7 +272,7 @@ def locate_hf_text_dir(hf_name: str, local_dir: Path | None) -> Path:
         f"files on this machine; looked for: {[str(p) for p in looked]}. On a machine with internet run "
         f"`hf download {hf_name} --include '*.json' 'sentencepiece.bpe.model' --local-dir {short}` "
         "and copy the folder to "
-        f"{checkpoint_search_dirs()[0] / short}/, or copy that repo's Hugging Face cache folder here."
+        f"{_first_folder(search_dirs) / short}/, or copy that repo's Hugging Face cache folder here."
     )
 
 

@@ -17,7 +17,7 @@ from models.clip.factory import Tokenizer
 from models.encoder import PreprocessConfig
 from models.errors import InvalidInputError
 from models.images import decode_photo
-from models.registry import resolve_device
+from models.runtime import resolve_device
 from models.training.data import CaptionedPhoto
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # pixels (b, 3, H, W), tokens (b, context_length)

@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,49 +22,17 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.encoder import PreprocessConfig
 from models.joint.model import JointModel
-from models.query_bank import calibrate_after_training
+from models.training.calibrate import calibrate_after_training
 from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
-from models.training.resume import EpochKeeper, EpochLog, init_from_checkpoint, start_run
+from models.training.options import TrainOptions, TrainResult
+from models.training.resume import EpochKeeper, init_from_checkpoint, start_run
 from models.training.schedule import warmup_cosine
+from models.training.train_e2e import has_trainable_tower, train_e2e
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainOptions:
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 2.0
-    patience: int = 6
-    seed: int = 0
-    loss: str = "infonce"
-    margin: float = 0.2
-    workers: int = 0
-    device: str = "cpu"
-    cache_dir: Path = Path("data/cache")
-    init: Path | None = None  # start from this checkpoint's trained weights (same model config)
-    crop_seed: int = 0  # which random crops the cached "crop" views are (another seed: fresh views)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], **overrides: Any) -> TrainOptions:
-        values = {k: v for k, v in config.get("train", {}).items() if k in cls.__dataclass_fields__}
-        values["loss"] = config.get("loss", {}).get("type", "infonce")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    best_epoch: int
-    report: RetrievalReport
-    history: list[EpochLog] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 @dataclass
@@ -168,8 +136,6 @@ def train_joint(
 
     stop_after: end this run after that epoch (as if interrupted); the resume file lets a later run go on.
     """
-    from models.training.train_e2e import has_trainable_tower, train_e2e
-
     if has_trainable_tower(config):  # towers trained end to end (joint model zoo, issue 3)
         return train_e2e(config, data, out, opts, resume=resume, stop_after=stop_after)
     started = time.perf_counter()

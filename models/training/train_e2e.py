@@ -24,15 +24,15 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.encoder import PreprocessConfig
 from models.joint.model import JointModel
-from models.query_bank import calibrate_after_training
+from models.training.calibrate import calibrate_after_training
 from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
+from models.training.options import TrainOptions, TrainResult
 from models.training.resume import EpochKeeper, EpochLog, init_from_checkpoint, start_run
 from models.training.schedule import warmup_cosine
-from models.training.train import TrainOptions, TrainResult
 
 log = logging.getLogger(__name__)
 

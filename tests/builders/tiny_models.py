@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models.training.train import TrainOptions
+from models.training.options import TrainOptions
 
 TINY_CNN = {"type": "resnet_scratch", "widths": [8, 16, 32], "blocks": 1}
 TINY_PRE = {

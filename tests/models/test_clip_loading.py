@@ -24,7 +24,8 @@ from models.clip.export import save_clip_checkpoint, write_local_dir
 from models.clip.factory import instantiate, to_preprocess_config
 from models.clip.tiny import TINY_MODEL_CFG, tiny_clip_config
 from models.clip.weights import ClipWeightsNotFoundError
-from models.registry import ModelNotFoundError, create_encoder
+from models.errors import ModelNotFoundError
+from models.registry import create_encoder
 
 CPU = torch.device("cpu")
 REPO = "photosearch-test/clip-tiny"

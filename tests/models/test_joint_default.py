@@ -10,8 +10,9 @@ from PIL import Image
 
 from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_config, save_checkpoint
 from models.encoder import Encoder
+from models.errors import ModelNotFoundError
 from models.pretrained import load_efficientnet_lite0
-from models.registry import ModelNotFoundError, create_encoder, list_models, load_model_config
+from models.registry import create_encoder, list_models, load_model_config
 from tests.builders.photos import SHARED, shared_rows
 
 

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from models.query_bank import QueryBank, attach_query_bank, calibrate_checkpoint
+from models.query_bank import QueryBank, attach_query_bank
 from models.registry import create_encoder, find_checkpoint, load_model_config
+from models.training.calibrate import calibrate_checkpoint
 from models.training.evaluate import encoder_reports, retrieval_report
 from tests.builders.databases import run_migration
 from tests.builders.photos import SHARED, captioned_subset, shared_rows

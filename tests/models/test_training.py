@@ -10,7 +10,8 @@ import pytest
 from models.registry import create_encoder, load_model_config
 from models.training.evaluate import retrieval_report
 from models.training.losses import LOSSES, contrastive_loss
-from models.training.train import TrainOptions, train_joint
+from models.training.options import TrainOptions
+from models.training.train import train_joint
 from tests.builders.photos import captioned_subset
 
 
