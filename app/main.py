@@ -1,4 +1,4 @@
-"""Assembles the FastAPI app; heavy state (model, indexes) loads once in the lifespan."""
+"""Assembles the FastAPI app; heavy state (model, indexes) and the services load once in the lifespan."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import install_error_handlers
+from app.api.openapi import document_limits
 from app.api.routes import captions, classify, health, photos, search
+from app.core.access_log import AccessLog, configure_access_log
+from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
 from app.core.metrics import install_metrics
-from app.services.search import SearchService
+from app.services.container import build_services
 from app.storage.db import make_engine, migrate, session_factory
 from models.encoder import Encoder
 from models.registry import create_encoder
@@ -32,7 +35,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
             model = await run_in_threadpool(
                 create_encoder, settings.model, settings.checkpoint, settings.device
             )
-        app.state.search = SearchService(settings, model, session_factory(engine))
+        app.state.services = build_services(settings, model, session_factory(engine))
         yield
         engine.dispose()
 
@@ -45,7 +48,11 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.state.settings = settings
     install_error_handlers(app)
     install_metrics(app)
-    for module in (search, classify, photos, health):
+    for module in (search, captions, classify, photos, health):
         app.include_router(module.router)
-    app.include_router(captions.router)  # caption→caption search (joint model zoo)
+    api = settings.api
+    app.add_middleware(BodyLimit, json_bytes=api.max_body_bytes, upload_bytes=api.max_upload_bytes)
+    app.add_middleware(AccessLog)  # added last: outermost, so it sees every answer, 413s included
+    configure_access_log()
+    document_limits(app, api)
     return app

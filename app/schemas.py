@@ -1,38 +1,70 @@
-"""What crosses the HTTP boundary."""
+"""What crosses the HTTP boundary.
+
+Limits that come from settings (k's default and maximum, offset's maximum) are checked by the services
+and written into the OpenAPI document at app creation (app/api/openapi.py), so they are set in one place."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.services.filters import MAX_PHOTO_ID, SearchFilters
 from app.storage.tables import Caption, Photo
+from models.clip.zeroshot import DEFAULT_PROMPT
 
-MAX_K = 1000
 TAGS_HELP = (  # zero-shot tags (indexer/labels.py)
     "Only photos tagged with every one of these labels (case-insensitive); tags come from a label "
     "set applied at index time."
 )
+K_HELP = "How many results to return."
+PhotoId = Annotated[int, Field(ge=1, le=MAX_PHOTO_ID)]  # a SQL BIGINT; larger can name no photo
 
 
-class TextSearch(BaseModel):
+class SearchFilterFields(BaseModel):
+    """The filters and page every photo search takes."""
+
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(description="What the photo shows, in words.", examples=["a dog running on the beach"])
-    k: int = Field(default=20, ge=1, le=MAX_K, description="How many photos to return.")
+    k: int | None = Field(default=None, ge=1, description=K_HELP)
     offset: int = Field(default=0, ge=0, description="Skip this many (pagination).")
-    min_score: float | None = Field(default=None, ge=-1, le=1, description="Drop hits below this score.")
-    collections: list[str] | None = Field(default=None, description="Only these collections.")
+    min_score: float | None = Field(
+        default=None, ge=-1, le=1, allow_inf_nan=False, description="Drop hits below this score."
+    )
+    collections: list[str] | None = Field(default=None, max_length=100, description="Only these collections.")
     tags: list[str] | None = Field(default=None, max_length=20, description=TAGS_HELP, examples=[["dog"]])
 
+    def filters(self) -> SearchFilters:
+        return SearchFilters.of(collections=self.collections, tags=self.tags, min_score=self.min_score)
 
-class PhotoIdQuery(BaseModel):
+
+class TextSearch(SearchFilterFields):
+    query: str = Field(description="What the photo shows, in words.", examples=["a dog running on the beach"])
+
+
+class PhotoIdQuery(SearchFilterFields):
+    photo_id: PhotoId = Field(description="An indexed photo to use as the query.")
+
+
+class ClassifyByPhoto(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    photo_id: int = Field(description="An indexed photo to use as the query.")
-    k: int = Field(default=20, ge=1, le=MAX_K)
-    offset: int = Field(default=0, ge=0)
-    min_score: float | None = Field(default=None, ge=-1, le=1)
-    collections: list[str] | None = None
-    tags: list[str] | None = Field(default=None, max_length=20, description=TAGS_HELP)
+    photo_id: PhotoId = Field(description="An indexed photo to label.")
+    labels: list[str] = Field(min_length=1, examples=[["dog", "cat", "beach"]])
+    prompt: str = Field(
+        default=DEFAULT_PROMPT, description="How a label becomes a sentence; {} is replaced by the label."
+    )
+
+
+class LabelScorePublic(BaseModel):
+    label: str
+    probability: float = Field(description="Share of the given labels, 0..1; all add up to 1.")
+    score: float = Field(description="Cosine similarity of the photo and the prompted label, -1..1.")
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    prompt: str
+    labels: list[LabelScorePublic] = Field(description="Every label, most probable first.")
 
 
 class PhotoPublic(BaseModel):
@@ -131,7 +163,7 @@ class AnnotateResponse(BaseModel):
 class CaptionSearch(BaseModel):  # caption→caption search (joint model zoo)
     model_config = ConfigDict(extra="forbid")
     query: str = Field(description="Words to match captions against.", examples=["a dog on a beach"])
-    k: int = Field(default=20, ge=1, le=MAX_K, description="How many captions to return.")
+    k: int | None = Field(default=None, ge=1, description=K_HELP)
 
 
 class CaptionSearchResponse(BaseModel):

@@ -1,9 +1,14 @@
-"""Domain errors → HTTP, in one place. Every error answer is {"detail": "<what was wrong>"}."""
+"""Domain errors → HTTP, in one place. Every error answer is {"detail": ...}: a sentence saying what was
+wrong, or, for a request that does not fit its schema, FastAPI's list of the fields at fault."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from models.errors import (
     InvalidInputError,
@@ -14,6 +19,8 @@ from models.errors import (
     TooBusyError,
     UnsupportedMediaTypeError,
 )
+
+log = logging.getLogger(__name__)
 
 # Most specific first: the first kind an error is an instance of gives its status.
 STATUS: tuple[tuple[type[PhotoSearchError], int], ...] = (
@@ -26,6 +33,37 @@ STATUS: tuple[tuple[type[PhotoSearchError], int], ...] = (
 )
 
 
+class FieldError(BaseModel):
+    """One field of a request that does not fit its schema (FastAPI's standard shape)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str | list[FieldError] = Field(
+        description="What was wrong and what would be right; for a request that does not fit its "
+        "schema, the fields at fault."
+    )
+
+
+DESCRIPTIONS = {
+    400: "The body could not be read as JSON text (for example, it is not UTF-8).",
+    404: "Not found: an unknown id or collection.",
+    413: "The body or upload is over its size limit.",
+    415: "The body's content type is not one this route takes.",
+    422: "The request is well-formed but unusable: the detail says why.",
+    429: "The server is at its limit of concurrent image and text work; retry shortly.",
+    503: "Not ready: nothing indexed for the served model yet.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each status it can answer with, all in the ErrorResponse shape."""
+    return {code: {"model": ErrorResponse, "description": DESCRIPTIONS[code]} for code in statuses}
+
+
 def status_of(error: PhotoSearchError) -> int:
     return next((code for kind, code in STATUS if isinstance(error, kind)), 400)
 
@@ -35,4 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, PhotoSearchError)
         return JSONResponse(status_code=status_of(exc), content={"detail": str(exc)})
 
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(status_code=500, content={"detail": "internal error; see the server log"})
+
     app.add_exception_handler(PhotoSearchError, handle)
+    app.add_exception_handler(Exception, unexpected)

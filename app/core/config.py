@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.images import DEFAULT_MAX_PIXELS
 
 
 class ApiSettings(BaseModel):
     max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_pixels: int = 40_000_000  # checked from the image header, before decoding
+    max_body_bytes: int = 256 * 1024  # any body that is not an upload (JSON)
     max_query_chars: int = 1000
     max_k: int = 1000
     default_k: int = 20
+    max_offset: int = 10_000
+    max_labels: int = 100  # zero-shot labels in one classify request
+    max_prompt_chars: int = 200  # a classify prompt, and each label
+    heavy_slots: int = 2  # decodings and embeddings at once; more wait
+    busy_wait_s: float = 10.0  # how long a request waits for a slot before a 429
     thumbnail_px: int = 256
 
 
 class IndexerSettings(BaseModel):
+    """The one place the indexer's defaults are defined (indexer/pipeline.py reads them)."""
+
     batch_size: int | None = None  # None: the model chooses (32 on CPU, more on a GPU)
     workers: int = 1
-    max_image_pixels: int = 100_000_000
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
     flat_max_vectors: int = 50_000  # above: HNSW
     hnsw_max_vectors: int = 1_000_000  # above: IVF-PQ with exact re-ranking
+    # zero-shot tags (`index --labels`, `tag`): at most label_top_k a photo, each at least this
+    # probable; calibrated on Flickr8k val with benchmarks/labels.txt (benchmarks/labels.md)
+    label_top_k: int = 3
+    label_min_probability: float = 0.5
+    # a long run publishes its FAISS files this often, so search follows indexing
+    publish_every_seconds: float = 120.0
 
 
 class Settings(BaseSettings):
@@ -38,6 +56,13 @@ class Settings(BaseSettings):
     collection: str = "default"
     api: ApiSettings = ApiSettings()
     indexer: IndexerSettings = IndexerSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        """Absolute from the start: the paths written under it (index files) must stay valid when a
+        command or the server runs from another working directory."""
+        return Path(os.path.abspath(value.expanduser()))
 
     @property
     def db_url(self) -> str:

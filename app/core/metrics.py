@@ -1,11 +1,8 @@
-"""Prometheus metrics: requests and latency per route."""
+"""Prometheus metrics: requests and latency per route (fed by the access log middleware)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 REQUESTS = Counter("photosearch_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -17,16 +14,12 @@ LATENCY = Histogram(
 )
 
 
-def install_metrics(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        return response
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    LATENCY.labels(method, route).observe(seconds)
+    REQUESTS.labels(method, route, str(status)).inc()
 
+
+def install_metrics(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.services.search import ImageQuery, SearchService
+from app.core.config import ApiSettings
+from app.services.filters import plain_text
+from app.services.query_vectors import ImageQuery, QueryVectors
 from models.clip.zeroshot import DEFAULT_PROMPT, LabelError, clean_labels, prompts_for, zero_shot
 from models.encoder import Encoder
 from models.errors import InvalidInputError
 
-MAX_LABELS = 1000
+MAX_LABELS = 1000  # labels a command-line label set may hold; the API's limit is api.max_labels
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,17 @@ class LabelScore:
     score: float  # cosine similarity of photo and prompt, -1..1
 
 
-def checked_labels(labels: Sequence[str], prompt: str, max_chars: int) -> tuple[list[str], list[str]]:
+def checked_labels(
+    labels: Sequence[str], prompt: str, max_chars: int, max_labels: int = MAX_LABELS
+) -> tuple[list[str], list[str]]:
     """(cleaned labels, their prompts) or InvalidInputError saying what would be right."""
+    plain_text(prompt, "the prompt")
+    if len(prompt) > max_chars:
+        raise InvalidInputError(f"the prompt is {len(prompt):,} characters; the limit is {max_chars:,}")
+    for label in labels:
+        plain_text(str(label), "a label")
     try:
-        cleaned = clean_labels(labels, max_labels=MAX_LABELS, max_chars=max_chars)
+        cleaned = clean_labels(labels, max_labels=max_labels, max_chars=max_chars)
         return cleaned, prompts_for(cleaned, prompt)
     except LabelError as exc:
         raise InvalidInputError(str(exc)) from exc
@@ -45,28 +54,33 @@ def rank_labels(
 class ClassifyService:
     """Label texts are embedded once and kept (LRU), since the same label sets come back."""
 
-    def __init__(self, search: SearchService, cache_size: int = 4096) -> None:
-        self.search = search
+    def __init__(self, vectors: QueryVectors, api: ApiSettings, cache_size: int = 4096) -> None:
+        self.vectors = vectors
+        self.api = api
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
     @property
     def encoder(self) -> Encoder:
-        return self.search.encoder
+        return self.vectors.encoder
+
+    @property
+    def model_key(self) -> str:
+        return self.encoder.key
 
     def classify(
         self, query: ImageQuery, labels: Sequence[str], prompt: str = DEFAULT_PROMPT
     ) -> list[LabelScore]:
-        cleaned, prompts = checked_labels(labels, prompt, self.search.settings.api.max_query_chars)
-        image_vector = self.search.image_vector(query)  # (dim,); 404/413/422 for bad ids or uploads
+        cleaned, prompts = checked_labels(labels, prompt, self.api.max_prompt_chars, self.api.max_labels)
+        image_vector = self.vectors.image_vector(query)  # (dim,); 404/413/422 for bad ids or uploads
         return rank_labels(self.encoder, image_vector, cleaned, self.prompt_vectors(prompts))
 
     def prompt_vectors(self, prompts: list[str]) -> np.ndarray:
         """→ (len(prompts), dim), encoding only prompts not seen lately."""
         with self._lock:
             missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
-        fresh = self.encoder.encode_texts(missing) if missing else np.zeros((0, self.encoder.dim))
+        fresh = self.vectors.texts_vectors(missing) if missing else np.zeros((0, self.encoder.dim))
         with self._lock:
             for prompt, vector in zip(missing, fresh, strict=True):
                 self._cache[prompt] = vector

@@ -163,7 +163,7 @@ def test_health_ready_metrics_openapi(indexed) -> None:
         ({"query": "dog " * 2500, "k": 5}, "the limit is 1,000"),
         ({"query": "dog", "k": 0}, "greater than or equal to 1"),
         ({"query": "dog", "k": -3}, "greater than or equal to 1"),
-        ({"query": "dog", "k": 1001}, "less than or equal to 1000"),
+        ({"query": "dog", "k": 1001}, "k must be between 1 and 1000; got 1001"),
         ({"query": "dog", "k": "ten"}, "valid integer"),
         ({"k": 5}, "Field required"),
         ({"query": "dog", "colour": "red"}, "Extra inputs are not permitted"),

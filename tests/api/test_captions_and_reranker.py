@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
+from app.services.filters import Page
 from app.services.search import SearchService
 from app.storage.db import make_engine, session_factory
 from models.encoder import Encoder
@@ -54,7 +55,7 @@ def test_caption_search_finds_the_photo_of_a_caption(captions_client: TestClient
     [
         ({"query": "   ", "k": 3}, "query is empty"),
         ({"query": "a dog", "k": 0}, "greater than or equal to 1"),
-        ({"query": "a dog", "k": 5000}, "less than or equal to 1000"),
+        ({"query": "a dog", "k": 5000}, "k must be between 1 and 1000; got 5000"),
         ({"k": 3}, "Field required"),
         ({"query": "a dog", "limit": 3}, "Extra inputs are not permitted"),
     ],
@@ -81,7 +82,8 @@ def test_service_reranks_text_search_when_the_model_has_a_reranker(rerank_servic
     differs = 0
     for row in photos.shared_rows("val", 6):
         query = row["captions"][0]
-        dual = rerank_service.photos_near(rerank_service.text_vector(query), k=encoder.reranker.top_n)
+        vector = rerank_service.vectors.text_vector(query)
+        dual = rerank_service.photos_near(vector, Page(encoder.reranker.top_n), normalise=True)
         logits = encoder.reranker.rerank(
             " ".join(query.split()), [decode_photo(Path(h.photo.path)).image for h in dual]
         )
@@ -107,7 +109,7 @@ def test_reranked_hits_over_http_carry_the_rerank_score_they_are_ordered_by(
     assert all(0.0 <= s <= 1.0 for s in reranked)
     assert reranked == sorted(reranked, reverse=True)
     assert {h["photo"]["id"] for h in hits} <= {
-        h.photo.id for h in rerank_service.photos_near(rerank_service.text_vector(query), k=6)
+        h.photo.id for h in rerank_service.photos_near(rerank_service.vectors.text_vector(query), Page(6))
     }
     # a model without a re-ranker: no rerank_score; the shipped one ranks by its query bank instead
     plain = captions_client.post("/v1/search/text", json={"query": query, "k": 5}).json()["hits"]

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import SearchDep
+from app.api.deps import CaptionsDep
+from app.api.errors import error_responses
 from app.schemas import CaptionHitPublic, CaptionSearch, CaptionSearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
 
-@router.post("/search/captions", response_model=CaptionSearchResponse)
-def search_captions(body: CaptionSearch, search: SearchDep) -> CaptionSearchResponse:
+@router.post(
+    "/search/captions",
+    response_model=CaptionSearchResponse,
+    responses=error_responses(400, 413, 422, 429, 503),
+)
+def search_captions(body: CaptionSearch, captions: CaptionsDep) -> CaptionSearchResponse:
     """The known captions closest in meaning to the query, best first, with their photo ids."""
-    hits = search.search_captions(body.query, k=body.k)
+    page = captions.search.page(body.k)
+    hits = captions.search_captions(body.query, k=page.k)
     return CaptionSearchResponse(
-        model=search.encoder.key,
-        k=body.k,
+        model=captions.model_key,
+        k=page.k,
         captions=[CaptionHitPublic.from_row(h.caption, h.score) for h in hits],
     )

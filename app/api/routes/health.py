@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
+
+from app.api.deps import SearchDep
+from app.api.errors import error_responses
+from models.errors import NotReadyError
 
 router = APIRouter(tags=["health"])
 
@@ -16,23 +19,13 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", response_model=None)
-def ready(request: Request) -> JSONResponse | dict[str, Any]:
+@router.get("/ready", responses=error_responses(503))
+def ready(search: SearchDep) -> dict[str, Any]:
     """Model loaded, database reachable and at least one photo index to serve."""
-    search = getattr(request.app.state, "search", None)
-    if search is None:
-        return JSONResponse(status_code=503, content={"status": "starting", "detail": "model not loaded"})
     try:
         facts = search.readiness()
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure
-        return JSONResponse(status_code=503, content={"status": "unavailable", "detail": str(exc)})
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
+        raise NotReadyError(f"unavailable: {exc}") from exc
     if not facts["indexed_vectors"]:
-        return JSONResponse(
-            status_code=503,
-            content={
-                "status": "empty",
-                "detail": "no photos indexed for this model: run `photosearch index PATH`",
-                **facts,
-            },
-        )
+        raise NotReadyError("no photos indexed for this model: run `photosearch index PATH`")
     return {"status": "ready", **facts}

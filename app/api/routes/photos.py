@@ -2,29 +2,47 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from typing import Annotated, Any
 
-from app.api.deps import SearchDep, SettingsDep
+from fastapi import APIRouter, Path
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import PhotosDep
+from app.api.errors import error_responses
 from app.schemas import PhotoPublic
-from app.services import photos
+from app.services.filters import MAX_PHOTO_ID
 
 router = APIRouter(prefix="/v1/photos", tags=["photos"])
 
-
-@router.get("/{photo_id}", response_model=PhotoPublic)
-def get_photo(photo_id: int, search: SearchDep) -> PhotoPublic:
-    return PhotoPublic.from_row(photos.get_photo(search.sessions, photo_id))
-
-
-@router.get("/{photo_id}/file", response_class=FileResponse)
-def get_file(photo_id: int, search: SearchDep) -> FileResponse:
-    return FileResponse(photos.original_file(search.sessions, photo_id))
+PhotoIdPath = Annotated[int, Path(ge=1, le=MAX_PHOTO_ID, description="An indexed photo's id.")]
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The file."}
+}
+THUMBNAIL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "A JPEG thumbnail."}
+}
 
 
-@router.get("/{photo_id}/thumbnail", response_class=FileResponse)
-def get_thumbnail(photo_id: int, search: SearchDep, settings: SettingsDep) -> FileResponse:
-    path = photos.thumbnail(
-        search.sessions, photo_id, settings.data_dir / "thumbnails", settings.api.thumbnail_px
-    )
+@router.get("/{photo_id}", response_model=PhotoPublic, responses=error_responses(404, 422))
+def get_photo(photo_id: PhotoIdPath, photos: PhotosDep) -> PhotoPublic:
+    return PhotoPublic.from_row(photos.get(photo_id))
+
+
+@router.get(
+    "/{photo_id}/file", response_class=FileResponse, responses={**FILE_RESPONSES, **error_responses(404, 422)}
+)
+def get_file(photo_id: PhotoIdPath, photos: PhotosDep) -> FileResponse:
+    """The original file, while it is still the one that was indexed."""
+    return FileResponse(photos.original_file(photo_id))
+
+
+@router.get(
+    "/{photo_id}/thumbnail",
+    response_class=FileResponse,
+    responses={**THUMBNAIL_RESPONSES, **error_responses(404, 422, 429)},
+)
+async def get_thumbnail(photo_id: PhotoIdPath, photos: PhotosDep) -> FileResponse:
+    """A JPEG of at most api.thumbnail_px on each side, upright."""
+    path = await run_in_threadpool(photos.thumbnail, photo_id)
     return FileResponse(path, media_type="image/jpeg")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import IMAGE_QUERY_OPENAPI, ImageQueryDep, SearchDep
+from app.api.deps import CaptionsDep, ImageRequestDep, SearchDep
+from app.api.errors import error_responses
+from app.api.openapi import IMAGE_QUERY_BODY
 from app.schemas import (
     AnnotateResponse,
     CaptionHitPublic,
@@ -14,16 +16,19 @@ from app.schemas import (
     SearchResponse,
     TextSearch,
 )
+from app.services.filters import Page
 from app.services.search import PhotoHit
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
+PHOTO_QUERY_ERRORS = error_responses(404, 413, 415, 422, 429, 503)
 
-def _response(service_model: str, k: int, offset: int, hits: list[PhotoHit]) -> SearchResponse:
+
+def search_response(model: str, page: Page, hits: list[PhotoHit]) -> SearchResponse:
     return SearchResponse(
-        model=service_model,
-        k=k,
-        offset=offset,
+        model=model,
+        k=page.k,
+        offset=page.offset,
         hits=[
             PhotoHitPublic(
                 score=h.score,
@@ -36,34 +41,38 @@ def _response(service_model: str, k: int, offset: int, hits: list[PhotoHit]) -> 
     )
 
 
-@router.post("/search/text", response_model=SearchResponse)
+@router.post(
+    "/search/text", response_model=SearchResponse, responses=error_responses(400, 404, 413, 422, 429, 503)
+)
 def search_text(body: TextSearch, search: SearchDep) -> SearchResponse:
     """Photos that best match a description."""
-    hits = search.search_text(
-        body.query,
-        k=body.k,
-        offset=body.offset,
-        min_score=body.min_score,
-        collections=body.collections,
-        tags=body.tags,  # zero-shot tags filter (issue 4)
-    )
-    return _response(search.encoder.key, body.k, body.offset, hits)
+    page = search.page(body.k, body.offset)
+    hits = search.search_text(body.query, k=page.k, offset=page.offset, filters=body.filters())
+    return search_response(search.model_key, page, hits)
 
 
-@router.post("/search/image", response_model=SearchResponse, openapi_extra=IMAGE_QUERY_OPENAPI)
-async def search_image(query: ImageQueryDep, search: SearchDep) -> SearchResponse:
+@router.post(
+    "/search/image",
+    response_model=SearchResponse,
+    openapi_extra=IMAGE_QUERY_BODY,
+    responses=PHOTO_QUERY_ERRORS,
+)
+async def search_image(query: ImageRequestDep, search: SearchDep) -> SearchResponse:
     """Photos that look like an uploaded image, or like an indexed photo (which is left out)."""
-    image, _, params = query
-    hits = await run_in_threadpool(lambda: search.search_image(image, **params))
-    return _response(search.encoder.key, params["k"], params["offset"], hits)
+    page = search.page(query.k, query.offset)
+    hits = await run_in_threadpool(
+        search.search_image, query.image, k=page.k, offset=page.offset, filters=query.filters
+    )
+    return search_response(search.model_key, page, hits)
 
 
-@router.post("/annotate", response_model=AnnotateResponse, openapi_extra=IMAGE_QUERY_OPENAPI)
-async def annotate(query: ImageQueryDep, search: SearchDep) -> AnnotateResponse:
+@router.post(
+    "/annotate", response_model=AnnotateResponse, openapi_extra=IMAGE_QUERY_BODY, responses=PHOTO_QUERY_ERRORS
+)
+async def annotate(query: ImageRequestDep, captions: CaptionsDep) -> AnnotateResponse:
     """The known captions that best describe an uploaded image or an indexed photo."""
-    image, _, params = query
-    hits = await run_in_threadpool(lambda: search.annotate(image, k=params["k"]))
+    hits = await run_in_threadpool(captions.annotate, query.image, k=query.k)
     return AnnotateResponse(
-        model=search.encoder.key,
+        model=captions.model_key,
         captions=[CaptionHitPublic.from_row(h.caption, h.score, h.rank_score) for h in hits],
     )

@@ -1,0 +1,33 @@
+"""Every service of the app, built once from the heavy state (settings, model, database)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.services.captions import CaptionService
+from app.services.classify import ClassifyService
+from app.services.photos import PhotoService
+from app.services.search import SearchService
+from models.encoder import Encoder
+
+
+@dataclass(frozen=True)
+class Services:
+    search: SearchService
+    captions: CaptionService
+    classify: ClassifyService
+    photos: PhotoService
+
+
+def build_services(settings: Settings, encoder: Encoder, sessions: sessionmaker[Session]) -> Services:
+    """The services share one model, one set of served indexes and one bound on heavy work."""
+    search = SearchService(settings, encoder, sessions)
+    return Services(
+        search=search,
+        captions=CaptionService(search),
+        classify=ClassifyService(search.vectors, settings.api),
+        photos=PhotoService(settings, sessions, search.gate),
+    )

@@ -1,0 +1,82 @@
+"""What a search asks for beyond its query: filters, the page of results, and checks on free text."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from app.core.config import ApiSettings
+from models.errors import InvalidInputError
+
+# Photo ids are SQL BIGINTs: a larger number can name no photo, and drivers refuse to bind it.
+MAX_PHOTO_ID = 2**63 - 1
+
+
+def plain_text(value: str, what: str) -> str:
+    """`value` unchanged, or InvalidInputError when it cannot be stored or embedded as text: a NUL
+    character (PostgreSQL refuses it) or a lone UTF-16 surrogate (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise InvalidInputError(f"{what} contains a NUL character; send plain text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} contains a lone surrogate (\\u{ord(value[exc.start]):04x}); send valid Unicode text"
+        ) from exc
+    return value
+
+
+def checked_photo_id(photo_id: int) -> int:
+    if not 1 <= photo_id <= MAX_PHOTO_ID:
+        raise InvalidInputError(f"photo ids are between 1 and {MAX_PHOTO_ID}; got {photo_id}")
+    return photo_id
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Which photos a search may return. Checked when made, so every layer below can trust it."""
+
+    collections: tuple[str, ...] = ()  # only these collections (by name); empty: all
+    tags: tuple[str, ...] = ()  # only photos carrying every one of these zero-shot tags
+    min_score: float | None = None  # drop hits whose cosine is below this
+    exclude: int | None = None  # a photo id left out (the query photo of a photo→photo search)
+
+    def __post_init__(self) -> None:
+        for name in self.collections:
+            plain_text(name, "a collection name")
+        for tag in self.tags:
+            plain_text(tag, "a tag")
+        if self.min_score is not None and not (math.isfinite(self.min_score) and -1 <= self.min_score <= 1):
+            raise InvalidInputError(f"min_score is a cosine between -1 and 1; got {self.min_score}")
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        collections: list[str] | None = None,
+        tags: list[str] | None = None,
+        min_score: float | None = None,
+    ) -> SearchFilters:
+        return cls(tuple(collections or ()), tuple(tags or ()), min_score)
+
+
+NO_FILTERS = SearchFilters()
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which slice of the ranked results to return: `k` hits after skipping `offset`."""
+
+    k: int
+    offset: int = 0
+
+
+def page_of(api: ApiSettings, k: int | None = None, offset: int | None = None) -> Page:
+    """A page within the configured limits; k defaults to api.default_k."""
+    k = api.default_k if k is None else k
+    offset = offset or 0
+    if not 1 <= k <= api.max_k:
+        raise InvalidInputError(f"k must be between 1 and {api.max_k}; got {k}")
+    if not 0 <= offset <= api.max_offset:
+        raise InvalidInputError(f"offset must be between 0 and {api.max_offset}; got {offset}")
+    return Page(k, offset)
