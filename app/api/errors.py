@@ -3,10 +3,13 @@ wrong, or, for a request that does not fit its schema, FastAPI's list of the fie
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -68,14 +71,39 @@ def status_of(error: PhotoSearchError) -> int:
     return next((code for kind, code in STATUS if isinstance(error, kind)), 400)
 
 
+class ErrorJSONResponse(JSONResponse):
+    """ASCII JSON: whatever an error echoes back (a lone surrogate, a NaN the client sent) cannot make
+    the error answer itself fail to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def field_error(error: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's shape for one field at fault; the input it echoes is kept when JSON can carry it."""
+    item = {key: jsonable_encoder(error[key]) for key in ("type", "loc", "msg", "ctx") if key in error}
+    try:
+        echoed = jsonable_encoder(error.get("input"))
+        json.dumps(echoed, allow_nan=False)
+        item["input"] = echoed
+    except (TypeError, ValueError):  # NaN, Infinity: JSON has no way to say them
+        pass
+    return item
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, PhotoSearchError)
-        return JSONResponse(status_code=status_of(exc), content={"detail": str(exc)})
+        return ErrorJSONResponse(status_code=status_of(exc), content={"detail": str(exc)})
+
+    async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return ErrorJSONResponse(status_code=422, content={"detail": [field_error(e) for e in exc.errors()]})
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(status_code=500, content={"detail": "internal error; see the server log"})
+        return ErrorJSONResponse(status_code=500, content={"detail": "internal error; see the server log"})
 
     app.add_exception_handler(PhotoSearchError, handle)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected)
