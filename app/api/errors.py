@@ -81,7 +81,7 @@ class ErrorJSONResponse(JSONResponse):
 
 def field_error(error: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's shape for one field at fault; the input it echoes is kept when JSON can carry it."""
-    item = {key: jsonable_encoder(error[key]) for key in ("type", "loc", "msg", "ctx") if key in error}
+    item: dict[str, Any] = {k: jsonable_encoder(error[k]) for k in ("type", "loc", "msg", "ctx") if k in error}
     try:
         echoed = jsonable_encoder(error.get("input"))
         json.dumps(echoed, allow_nan=False)
