@@ -81,7 +81,8 @@ class ErrorJSONResponse(JSONResponse):
 
 def field_error(error: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's shape for one field at fault; the input it echoes is kept when JSON can carry it."""
-    item: dict[str, Any] = {k: jsonable_encoder(error[k]) for k in ("type", "loc", "msg", "ctx") if k in error}
+    shown = ("type", "loc", "msg", "ctx")
+    item: dict[str, Any] = {key: jsonable_encoder(error[key]) for key in shown if key in error}
     try:
         echoed = jsonable_encoder(error.get("input"))
         json.dumps(echoed, allow_nan=False)
