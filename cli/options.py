@@ -9,6 +9,7 @@ from rich.console import Console
 
 from app.core.config import Settings
 from models.encoder import Encoder
+from models.errors import InvalidInputError
 
 console = Console()
 
@@ -28,18 +29,31 @@ DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or aut
 PromptOption = Annotated[str, typer.Option(help="How a label becomes a sentence ({} = the label).")]
 
 
-def settings_for(model: str | None = None) -> Settings:
-    """The settings, with the model replaced when a command names one."""
+def current_settings() -> Settings:
+    """The settings from the environment; a value that does not parse is named by its variable."""
+    from pydantic import ValidationError
+
     from app.core.config import get_settings
 
-    settings = get_settings()
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PHOTOSEARCH_{'__'.join(str(part).upper() for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InvalidInputError(f"invalid setting {problems}") from exc
+
+
+def settings_for(model: str | None = None) -> Settings:
+    """The settings, with the model replaced when a command names one."""
+    settings = current_settings()
     return settings.model_copy(update={"model": model}) if model else settings
 
 
 def encoder_for(model: str | None, checkpoint: str | None, device: str | None) -> Encoder:
-    from app.core.config import get_settings
     from models.registry import create_encoder
 
-    settings = get_settings()
+    settings = current_settings()
     weights = checkpoint if checkpoint is not None else (None if model else settings.checkpoint)
     return create_encoder(model or settings.model, weights, device or settings.device)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from models.errors import InvalidInputError, NotFoundError
+
 SAMPLES = (
     "astronaut.png",
     "camera.png",
@@ -31,18 +33,18 @@ def copy_samples(dest: Path) -> list[Path]:
     try:
         import skimage
     except ImportError as exc:
-        raise RuntimeError(
+        raise NotFoundError(
             "sample photos come with scikit-image: pip install 'photosearch[samples]'"
         ) from exc
     source = Path(skimage.__file__).parent / "data"
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for name in SAMPLES:
-        if (source / name).is_file():
-            target = dest / name
-            if not target.exists():
-                shutil.copy2(source / name, target)
-            copied.append(target)
-    if not copied:
-        raise RuntimeError(f"no sample photos found under {source}")
-    return copied
+    found = [source / name for name in SAMPLES if (source / name).is_file()]
+    if not found:
+        raise NotFoundError(f"no sample photos found under {source}; reinstall scikit-image")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for photo in found:
+            if not (dest / photo.name).exists():
+                shutil.copy2(photo, dest / photo.name)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot copy sample photos into {dest}: {exc.strerror or exc}") from exc
+    return [dest / photo.name for photo in found]

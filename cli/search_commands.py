@@ -17,28 +17,39 @@ def query(
     model: Annotated[str | None, typer.Option(help="Model name or checkpoint path.")] = None,
 ) -> None:
     """Search from the terminal, through the same service code as the API."""
+    from app.services.filters import SearchFilters
     from cli.context import open_service
     from cli.render import print_hits
-    from models.errors import PhotoSearchError
 
     service = open_service(settings_for(model))
-    try:
-        hits = service.search_text(text, k=k, collections=collection)
-    except PhotoSearchError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    print_hits(console, text, hits)
+    filters = SearchFilters.of(collections=collection)
+    print_hits(console, text, service.search_text(text, k=k, filters=filters))
 
 
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs)."""
+    """Run the HTTP API (OpenAPI docs at /docs); logs one line a request."""
     import uvicorn
 
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    from cli.logs import logging_config
+
+    verbose = bool(ctx.find_root().params.get("verbose"))
+    # The app logs each request itself (photosearch.access, with its duration); uvicorn's access
+    # log would repeat every one. Its start/stop lines stay (uvicorn.error at INFO).
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=logging_config(verbose),
+        log_level=None,
+        access_log=False,
+    )
 
 
 def samples(

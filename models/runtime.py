@@ -9,6 +9,8 @@ import sys
 
 import torch
 
+from models.errors import InvalidInputError
+
 log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
@@ -49,4 +51,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise InvalidInputError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        # Otherwise torch fails deep inside the first .to(device) with a driver message.
+        raise InvalidInputError(f"device {device!r} asked for, but no CUDA GPU is usable: use cpu or auto")
+    return resolved

@@ -10,7 +10,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from models.errors import NotReadyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -42,7 +45,16 @@ def alembic_config(url: str) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    try:
+        connection = engine.connect()
+    except OperationalError as exc:
+        # The first connection of every command and of the server: say which database, never its password.
+        reason = " ".join(str(exc.orig or exc).split())
+        where = engine.url.render_as_string(hide_password=True)
+        raise NotReadyError(
+            f"cannot reach the database at {where}: {reason} (check PHOTOSEARCH_DATABASE_URL)"
+        ) from exc
+    with connection, connection.begin():
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
