@@ -59,7 +59,7 @@ def build_folder(base: Path, limit: int | None) -> tuple[Path, list[str]]:
 def index(base: Path, folder: Path, workers: int) -> dict[str, float]:
     from app.core.config import Settings
     from app.storage.db import make_engine, migrate, session_factory
-    from indexer.pipeline import IndexOptions, index_folder
+    from indexer.pipeline import index_folder
     from models.registry import create_encoder
 
     settings = Settings(data_dir=base / "data", device="auto")
@@ -73,7 +73,7 @@ def index(base: Path, folder: Path, workers: int) -> dict[str, float]:
         encoder=encoder,
         sessions=session_factory(engine),
         index_dir=settings.index_dir,
-        options=IndexOptions(workers=workers),
+        settings=settings.indexer.model_copy(update={"workers": workers}),
     )
     seconds = time.perf_counter() - started
     return {"photos": report.embedded, "seconds": seconds, "photos_per_s": report.embedded / seconds}

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.options import console, settings_for
+from models.errors import PhotoSearchError
 
 
 def index(
@@ -18,45 +19,59 @@ def index(
     batch_size: Annotated[int | None, typer.Option(help="Photos per embedding batch.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding worker processes.")] = None,
     labels: Annotated[
-        Path | None, typer.Option(help="Zero-shot label set (one a line): best labels become photo tags.")
+        Path | None, typer.Option(help="Zero-shot label set (one a line): probable labels become photo tags.")
     ] = None,
-    label_top_k: Annotated[int, typer.Option(help="Tags kept per photo from --labels.")] = 3,
+    label_top_k: Annotated[
+        int | None, typer.Option(help="Most tags a photo keeps from --labels (default from settings).")
+    ] = None,
+    allow_empty: Annotated[
+        bool, typer.Option(help="Accept that a folder which held photos is now empty (they are removed).")
+    ] = False,
 ) -> None:
-    """Index a folder: new and changed photos are embedded, renames kept, deletions removed."""
-    from cli.context import open_encoder, open_sessions
-    from indexer.labels import LabelOptions
-    from indexer.pipeline import IndexerError, IndexOptions, index_folder
-
-    if labels is not None and not labels.is_file():
-        console.print(f"[red]error:[/red] label file not found: {labels}")
-        raise typer.Exit(2)
-    settings = settings_for(model)
-    encoder = open_encoder(settings)
-    sessions = open_sessions(settings)
-    cfg = settings.indexer
-    options = IndexOptions(
-        batch_size=batch_size or cfg.batch_size or encoder.suggested_batch_size(),
-        labels=LabelOptions.from_file(labels, top_k=label_top_k) if labels else None,
-        workers=cfg.workers if workers is None else workers,
-        max_image_pixels=cfg.max_image_pixels,
-        flat_max_vectors=cfg.flat_max_vectors,
-        hnsw_max_vectors=cfg.hnsw_max_vectors,
-    )
+    """Index a folder into a collection: new and changed photos are embedded, renames kept, photos
+    gone from this folder removed (the collection's other folders are left as they are)."""
     try:
-        report = index_folder(
-            root=path,
-            collection=collection or settings.collection,
-            encoder=encoder,
-            sessions=sessions,
-            index_dir=settings.index_dir,
-            captions_file=captions,
-            options=options,
-        )
-    except IndexerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        _index(path, collection, captions, model, batch_size, workers, labels, label_top_k, allow_empty)
+    except PhotoSearchError as exc:  # one line and exit 2 here too, not only through cli.main:main
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
-    from cli.render import print_index_report
 
+
+def _index(
+    path: Path,
+    collection: str | None,
+    captions: Path | None,
+    model: str | None,
+    batch_size: int | None,
+    workers: int | None,
+    labels: Path | None,
+    label_top_k: int | None,
+    allow_empty: bool,
+) -> None:
+    from cli.context import open_encoder, open_sessions
+    from cli.render import print_index_report
+    from indexer.inputs import checked_folder, read_captions_file
+    from indexer.labels import LabelOptions
+    from indexer.pipeline import index_folder
+
+    settings = settings_for(model)
+    overrides = {"batch_size": batch_size, "workers": workers}
+    cfg = settings.indexer.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    # every input is checked before the model loads or any photo is read
+    root = checked_folder(path)
+    caption_rows = read_captions_file(captions) if captions is not None else None
+    label_options = LabelOptions.from_settings(labels, cfg, top_k=label_top_k) if labels else None
+    report = index_folder(
+        root=root,
+        collection=collection or settings.collection,
+        encoder=open_encoder(settings),
+        sessions=open_sessions(settings),
+        index_dir=settings.index_dir,
+        captions=caption_rows,
+        labels=label_options,
+        settings=cfg,
+        allow_empty=allow_empty,
+    )
     print_index_report(console, report)
 
 

@@ -25,12 +25,12 @@ def classify(
 ) -> None:
     """Zero-shot: the probability of each label for one photo, most probable first."""
     from app.services.classify import checked_labels, rank_labels
-    from indexer.labels import LabelOptions
+    from indexer.labels import read_label_file
     from models.errors import InvalidInputError
     from models.images import ImageDecodeError, decode_photo
 
-    names = list(label or []) + (list(LabelOptions.from_file(labels_file).labels) if labels_file else [])
     try:
+        names = list(label or []) + (read_label_file(labels_file) if labels_file else [])
         cleaned, prompts = checked_labels(names, prompt, max_chars=1000)
         photo = decode_photo(image)
     except (InvalidInputError, ImageDecodeError, OSError) as exc:
@@ -53,10 +53,15 @@ def tag(
     collection: Annotated[
         str | None, typer.Option(help="Indexed collection (default from settings).")
     ] = None,
-    top_k: Annotated[int, typer.Option(help="Tags kept per photo.")] = 3,
+    top_k: Annotated[
+        int | None, typer.Option(help="Most tags a photo keeps (default: indexer.label_top_k).")
+    ] = None,
     min_probability: Annotated[
-        float, typer.Option(help="Keep a tag only at this probability or more.")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            help="Keep a tag only at this probability or more (default: indexer.label_min_probability)."
+        ),
+    ] = None,
     prompt: PromptOption = DEFAULT_PROMPT,
     model: ModelOption = None,
     checkpoint: CheckpointOption = None,
@@ -64,16 +69,23 @@ def tag(
 ) -> None:
     """Tag an indexed collection's photos with their best labels (filter searches with `tags`).
 
-    The same step runs inside indexing when IndexOptions.labels is set; re-running only tags new
-    or changed photos, or all of them when the labels, prompt or model changed.
+    The same rule runs inside `index --labels` (the same settings); re-running only tags new or
+    changed photos, or all of them when the labels, prompt, rule or model changed.
     """
     from app.core.config import get_settings
     from app.storage import repository as repo
     from cli.context import open_sessions
     from indexer.labels import LabelOptions, apply_labels
+    from models.errors import InvalidInputError
 
     settings = get_settings()
-    options = LabelOptions.from_file(labels_file, prompt=prompt, top_k=top_k, min_probability=min_probability)
+    try:
+        options = LabelOptions.from_settings(
+            labels_file, settings.indexer, top_k=top_k, min_probability=min_probability, prompt=prompt
+        )
+    except InvalidInputError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     sessions = open_sessions(settings)
     name = collection or settings.collection
     with sessions() as session:

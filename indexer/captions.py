@@ -1,67 +1,55 @@
-"""Attach captions from a JSONL file to indexed photos.
+"""Attach captions from a checked captions file (indexer/inputs.py) to indexed photos.
 
-Each line: {"image": "<path>", "captions": ["...", ...]}; a relative path is tried against the
-JSONL file's folder, then the collection root, then as a unique file name in the collection.
+A relative image path is tried against the captions file's folder, then the collection folder,
+then as a unique file name in the collection. Captions are diffed by text (repository
+replace_captions): unchanged ones keep their ids and vectors, so re-attaching a file embeds only
+what is new.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from app.storage.repository import photos_by_path, replace_captions
 from app.storage.tables import Photo
-from models.errors import InvalidInputError
-from models.training.data import clean_caption
+from indexer.inputs import CaptionsFile
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class CaptionStats:
-    photos: int = 0
-    captions: int = 0
-    unmatched: int = 0
-    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+    photos: int = 0  # photos the file gave captions to
+    captions: int = 0  # their captions from this file
+    added: int = 0  # new or changed captions (to be embedded)
+    removed: int = 0  # captions no longer in the file
+    unmatched: int = 0  # rows naming photos not in the collection
 
 
-class CaptionsFileError(InvalidInputError):
-    pass
-
-
-def attach_captions(session: Session, *, collection_id: int, root: Path, captions_file: Path) -> CaptionStats:
-    if not captions_file.is_file():
-        raise CaptionsFileError(f"captions file not found: {captions_file}")
+def attach_captions(
+    session: Session, *, collection_id: int, root: Path, captions: CaptionsFile
+) -> CaptionStats:
     stats = CaptionStats()
     photos = photos_by_path(session, collection_id=collection_id)
     by_name: dict[str, list[Photo]] = {}
     for photo in photos.values():
         by_name.setdefault(os.path.basename(photo.path), []).append(photo)
-    source = str(captions_file.resolve())
-    with open(captions_file, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                image = str(row["image"])
-                texts = [clean_caption(str(t)) for t in row["captions"]]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                stats.bad_lines.append((number, f"not a captions row: {exc}"))
-                log.warning("%s:%d skipped: not a captions row (%s)", captions_file, number, exc)
-                continue
-            texts = [t for t in texts if t]
-            found = _match(image, captions_file.parent, root, photos, by_name)
-            if found is None:
-                stats.unmatched += 1
-                continue
-            stats.captions += replace_captions(session, photo=found, texts=texts, source=source)
-            stats.photos += 1
+    source = str(captions.path)
+    for row in captions.rows:
+        found = _match(row.image, captions.path.parent, root, photos, by_name)
+        if found is None:
+            stats.unmatched += 1
+            continue
+        change = replace_captions(session, photo=found, texts=row.texts, source=source)
+        stats.photos += 1
+        stats.captions += len(row.texts)
+        stats.added += change.added
+        stats.removed += change.removed
     if stats.unmatched:
         log.info("%d caption rows name photos that are not in this collection", stats.unmatched)
     session.flush()

@@ -2,7 +2,8 @@
 
 For every embedded photo, probabilities over the label set are softmax(logit_scale × cosine) between
 its vector and "a photo of {label}." (models/clip/zeroshot.py); the `top_k` best with at least
-`min_probability` become rows of photo_tags, which `tags` filters on /v1/search/* read.
+`min_probability` become rows of photo_tags (a photo with no label that probable gets no tag), which
+the `tags` filter of /v1/search/* reads.
 Incremental: a photo is re-tagged only when it is new or its content changed, or when the label
 set, prompt or model changed (then its earlier zero-shot tags are replaced).
 """
@@ -18,45 +19,79 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.config import IndexerSettings
 from app.storage import repository as repo
 from app.storage.db import transaction
 from app.storage.tables import PhotoTag
-from models.clip.zeroshot import DEFAULT_PROMPT, clean_labels, prompts_for, zero_shot
+from models.clip.zeroshot import DEFAULT_PROMPT, LabelError, clean_labels, prompts_for, zero_shot
 from models.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
 
+def read_label_file(path: Path) -> list[str]:
+    """One label a line (blank lines and # comments skipped), or a JSON list of strings; a missing,
+    unreadable or empty file is a LabelError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise LabelError(f"label file not found: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelError(f"cannot read label file {path}: {exc}") from exc
+    if text.lstrip().startswith("["):
+        try:
+            labels = [str(x) for x in json.loads(text)]
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise LabelError(f"label file {path} starts with [ but is not a JSON list: {exc}") from exc
+    else:
+        labels = [
+            line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        ]
+    if not labels:
+        raise LabelError(f"label file {path} has no labels: write one label a line, e.g. dog")
+    return labels
+
+
 @dataclass(frozen=True)
 class LabelOptions:
+    """Which tags a photo gets: of `labels`, at most `top_k`, each at least `min_probability`
+    (defaults: IndexerSettings.label_top_k / label_min_probability, through from_settings)."""
+
     labels: tuple[str, ...]
+    top_k: int
+    min_probability: float
     prompt: str = DEFAULT_PROMPT
-    top_k: int = 3
-    min_probability: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(label.lower() for label in clean_labels(self.labels)))
         prompts_for(["x"], self.prompt)  # raises LabelError for a prompt without exactly one {}
         if self.top_k < 1:
-            raise ValueError(f"top_k must be 1 or more; got {self.top_k}")
+            raise LabelError(f"top_k must be 1 or more; got {self.top_k}")
+        if not 0.0 <= self.min_probability <= 1.0:
+            raise LabelError(f"min_probability must be between 0 and 1; got {self.min_probability}")
 
     @classmethod
-    def from_file(cls, path: Path, **options: object) -> LabelOptions:
-        """One label a line (blank lines and # comments skipped), or a JSON list of strings."""
-        text = Path(path).read_text(encoding="utf-8")
-        if text.lstrip().startswith("["):
-            labels = [str(x) for x in json.loads(text)]
-        else:
-            labels = [
-                line.strip()
-                for line in text.splitlines()
-                if line.strip() and not line.lstrip().startswith("#")
-            ]
-        return cls(tuple(labels), **options)  # type: ignore[arg-type]
+    def from_settings(
+        cls,
+        labels_file: Path,
+        settings: IndexerSettings,
+        *,
+        top_k: int | None = None,
+        min_probability: float | None = None,
+        prompt: str = DEFAULT_PROMPT,
+    ) -> LabelOptions:
+        """The label file's labels under the settings' rule, or the given overrides."""
+        return cls(
+            tuple(read_label_file(labels_file)),
+            top_k=settings.label_top_k if top_k is None else top_k,
+            min_probability=settings.label_min_probability if min_probability is None else min_probability,
+            prompt=prompt,
+        )
 
     def source(self, model_key: str) -> str:
-        """Names this label set + prompt + model: tags from another source are stale."""
-        digest = hashlib.sha256(json.dumps([self.prompt, *self.labels]).encode()).hexdigest()[:12]
+        """Names this label set + prompt + rule + model: tags from another source are stale."""
+        key = [self.prompt, self.top_k, self.min_probability, *self.labels]
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
         return f"{repo.ZERO_SHOT_SOURCE_PREFIX}{digest}@{model_key}"
 
 

@@ -18,7 +18,7 @@ SKIP_DIRS = frozenset({"@eaDir", "node_modules", "__pycache__", "#recycle", "$RE
 @dataclass(frozen=True)
 class ScannedFile:
     path: str  # absolute
-    folder: str  # relative to the scanned root, "" at the top
+    folder: str  # relative to the collection folder holding it (the scanned root or a parent), "" at the top
     size: int
     mtime_ns: int
 
@@ -33,9 +33,11 @@ class ScanResult:
         return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d, _ in self.unreadable_dirs)
 
 
-def scan_folder(root: Path) -> ScanResult:
-    """Recursive; hidden files and folders and NAS metadata folders are left out."""
+def scan_folder(root: Path, base: Path | None = None) -> ScanResult:
+    """Recursive; hidden files and folders and NAS metadata folders are left out. Folders are named
+    relative to `base` (the collection folder holding `root`; `root` itself by default)."""
     root = root.resolve()
+    base = root if base is None else base
     result = ScanResult()
 
     def on_error(error: OSError) -> None:
@@ -46,7 +48,7 @@ def scan_folder(root: Path) -> ScanResult:
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
-        folder = os.path.relpath(dirpath, root)
+        folder = os.path.relpath(dirpath, base)
         folder = "" if folder == "." else folder
         for name in sorted(filenames):
             if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:

@@ -87,3 +87,19 @@ def rerank_checkpoint(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory)
     out = tmp / "rerank.safetensors"
     train_joint(tiny_config("transformer", reranker=RERANK), tiny_data, out, tiny_options(tmp, epochs=2))
     return out
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The environment a `photosearch` command reads: a temp data dir on either database, the CPU,
+    decoding in-process; yields the database URL."""
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("PHOTOSEARCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOSEARCH_DATABASE_URL", db_url)
+    monkeypatch.setenv("PHOTOSEARCH_DEVICE", "cpu")
+    monkeypatch.setenv("PHOTOSEARCH_INDEXER__WORKERS", "0")
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    yield db_url
+    get_settings.cache_clear()

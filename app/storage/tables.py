@@ -28,11 +28,28 @@ class Base(DeclarativeBase):
 
 
 class Collection(Base):
+    """A named set of photos from one or more folders (collection_folders); `root` is its first folder,
+    or the folder that came to hold it when a parent folder was indexed."""
+
     __tablename__ = "collections"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     root: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CollectionFolder(Base):
+    """A folder indexed into a collection. Folders of one collection never nest: indexing a parent
+    folder replaces its registered sub-folders, indexing a sub-folder keeps its parent."""
+
+    __tablename__ = "collection_folders"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "path", name="uq_collection_folders_collection_path"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)  # absolute, resolved
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Photo(Base):
@@ -45,7 +62,7 @@ class Photo(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(Text)  # absolute
-    folder: Mapped[str] = mapped_column(Text, default="")  # relative to the collection root
+    folder: Mapped[str] = mapped_column(Text, default="")  # relative to its collection folder
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))

@@ -12,13 +12,13 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.core.config import Settings
+from app.core.config import IndexerSettings, Settings
 from app.main import create_app
 from app.services.search import SearchService
 from app.storage import repository as repo
 from app.storage.db import make_engine, migrate, session_factory
 from indexer.labels import LabelOptions, apply_labels
-from indexer.pipeline import IndexOptions, index_folder
+from indexer.pipeline import index_folder
 from models.clip.encoder import ClipEncoder, random_clip_encoder
 from models.clip.tiny import tiny_clip_config
 from models.clip.zeroshot import zero_shot
@@ -35,14 +35,15 @@ def clip() -> ClipEncoder:
 def indexed(sqlite_settings: Settings, photo_folder: Path, clip: ClipEncoder) -> Settings:
     engine = make_engine(sqlite_settings.db_url)
     migrate(engine)
-    options = IndexOptions(workers=0, show_progress=False, labels=LabelOptions(LABELS, top_k=2))
     report = index_folder(
         root=photo_folder,
         collection="default",
         encoder=clip,
         sessions=session_factory(engine),
         index_dir=sqlite_settings.index_dir,
-        options=options,
+        labels=LabelOptions(LABELS, top_k=2, min_probability=0.0),
+        settings=IndexerSettings(workers=0),
+        show_progress=False,
     )
     engine.dispose()
     assert report.embedded == 12
@@ -163,11 +164,17 @@ def test_tagging_is_incremental_and_a_new_label_set_replaces_the_old(
         collection = repo.get_collection(session, name="default")
     assert collection is not None
     again = apply_labels(
-        sessions, collection_id=collection.id, encoder=clip, options=LabelOptions(LABELS, top_k=2)
+        sessions,
+        collection_id=collection.id,
+        encoder=clip,
+        options=LabelOptions(LABELS, top_k=2, min_probability=0.0),
     )
     assert again.photos_tagged == 0
     other = apply_labels(
-        sessions, collection_id=1, encoder=clip, options=LabelOptions(("cat", "car"), top_k=1)
+        sessions,
+        collection_id=1,
+        encoder=clip,
+        options=LabelOptions(("cat", "car"), top_k=1, min_probability=0.0),
     )
     assert other.photos_tagged == 12
     with sessions() as session:

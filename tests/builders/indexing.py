@@ -10,7 +10,10 @@ from sqlalchemy import select
 from app.core.config import Settings
 from app.services.index_cache import IndexCache
 from app.storage.db import make_engine, migrate, session_factory
-from indexer.pipeline import IndexOptions, IndexReport, index_folder
+from app.storage.tables import Photo
+from indexer.inputs import read_captions_file
+from indexer.labels import LabelOptions
+from indexer.pipeline import IndexReport, index_folder
 from models.encoder import Encoder
 
 
@@ -20,7 +23,10 @@ def run_index(
     root: Path,
     captions: Path | None = None,
     collection: str = "default",
+    labels: LabelOptions | None = None,
+    allow_empty: bool = False,
 ) -> IndexReport:
+    """One run as `photosearch index` makes it, in batches of 8 photos decoded in-process."""
     engine = make_engine(settings.db_url)
     migrate(engine)
     try:
@@ -30,8 +36,11 @@ def run_index(
             encoder=encoder,
             sessions=session_factory(engine),
             index_dir=settings.index_dir,
-            captions_file=captions,
-            options=IndexOptions(batch_size=8, workers=0, show_progress=False),
+            captions=read_captions_file(captions) if captions is not None else None,
+            labels=labels,
+            settings=settings.indexer.model_copy(update={"batch_size": 8, "workers": 0}),
+            show_progress=False,
+            allow_empty=allow_empty,
         )
     finally:
         engine.dispose()
@@ -53,3 +62,7 @@ def served_ids(settings: Settings, encoder: Encoder, kind: str = "photos") -> se
         ids |= {int(i) for i in faiss.vector_to_array(loaded.index.id_map)}
     engine.dispose()
     return ids
+
+
+def photo_ids_by_path(settings: Settings) -> dict[str, int]:
+    return {row.path: row.id for row in table(settings, Photo)}

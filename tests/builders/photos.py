@@ -182,3 +182,11 @@ def captioned_subset(folder: Path, train: int, val: int) -> Path:
                 shutil.copy(SHARED / row["image"], folder / row["image"])
                 out.write(line)
     return folder
+
+
+def nested_photo_folders(root: Path) -> Path:
+    """root/top photo + root/a (2 photos) + root/b (2 photos), distinct real photos; returns root."""
+    copy_shared_photos(root, "val", 1, skip=0)
+    copy_shared_photos(root / "a", "val", 2, skip=1)
+    copy_shared_photos(root / "b", "val", 2, skip=3)
+    return root

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from app.core.config import Settings
 from app.storage import repository as repo
 from app.storage.db import make_engine, session_factory
-from app.storage.tables import Caption, CaptionEmbedding, Photo, PhotoEmbedding
-from indexer.pipeline import IndexerError
+from app.storage.tables import Photo, PhotoEmbedding
+from indexer.inputs import FolderNotFoundError
 from models.encoder import Encoder
 from tests.builders import photos
 from tests.builders.indexing import run_index, served_ids, table
@@ -96,30 +96,6 @@ def test_rotated_photo_is_embedded_upright(settings: Settings, encoder: Encoder,
     assert not np.allclose(upright, raw, atol=1e-3)
 
 
-def test_captions_are_attached_and_embedded(settings: Settings, encoder: Encoder, photo_folder: Path) -> None:
-    report = run_index(settings, encoder, photo_folder, captions=photo_folder / "captions.jsonl")
-    assert report.captions is not None and (report.captions.photos, report.captions.captions) == (12, 60)
-    assert report.caption_index == ("flat", 60)
-    captions = table(settings, Caption)
-    assert len(captions) == 60 and not captions[0].text.endswith(" .")
-    assert len(table(settings, CaptionEmbedding)) == 60
-    # attaching the same file again replaces, never duplicates
-    run_index(settings, encoder, photo_folder, captions=photo_folder / "captions.jsonl")
-    assert len(table(settings, Caption)) == 60
-    assert served_ids(settings, encoder, "captions") == {c.id for c in table(settings, Caption)}
-
-
-def test_bad_caption_lines_are_skipped(settings: Settings, encoder: Encoder, photo_folder: Path) -> None:
-    captions = photo_folder / "captions.jsonl"
-    with open(captions, "a", encoding="utf-8") as handle:
-        handle.write("{not json\n")
-        handle.write('{"image": "nowhere.jpg", "captions": ["ghost"]}\n')
-    report = run_index(settings, encoder, photo_folder, captions=captions)
-    assert report.captions is not None
-    assert report.captions.photos == 12 and report.captions.unmatched == 1
-    assert [n for n, _ in report.captions.bad_lines] == [13]
-
-
 class _Killed(Exception):
     pass
 
@@ -162,7 +138,7 @@ def test_killed_run_resumes_without_reembedding_or_duplicates(
 
 
 def test_missing_folder_is_a_clear_error(settings: Settings, encoder: Encoder, tmp_path: Path) -> None:
-    with pytest.raises(IndexerError, match="not a folder"):
+    with pytest.raises(FolderNotFoundError, match="folder not found"):
         run_index(settings, encoder, tmp_path / "no-such-folder")
 
 

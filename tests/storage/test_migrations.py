@@ -1,11 +1,14 @@
-"""Migration 0002 (photo_tags) upgrades, downgrades and cascades on SQLite and PostgreSQL alike."""
+"""Migrations 0002 (photo_tags) and 0004 (collection_folders) upgrade, downgrade and keep data on
+SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
-from sqlalchemy import inspect, select
+from datetime import UTC, datetime
+
+from sqlalchemy import inspect, select, text
 
 from app.storage.db import make_engine, migrate, session_factory, transaction
-from app.storage.tables import Collection, Photo, PhotoTag
+from app.storage.tables import Collection, CollectionFolder, Photo, PhotoTag
 from tests.builders.databases import run_migration, table_names
 
 
@@ -62,4 +65,34 @@ def test_migration_matches_the_table_definition(db_url: str) -> None:
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
-    assert [d for d in differences if "photo_tags" in repr(d)] == []
+    assert [d for d in differences if "photo_tags" in repr(d) or "collection_folders" in repr(d)] == []
+
+
+def test_collection_folders_start_from_each_collection_root(db_url: str) -> None:
+    run_migration(db_url, "upgrade", "0003")
+    engine = make_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO collections (name, root, created_at) "
+                "VALUES ('a', '/photos/a', :t), ('b', '/b', :t)"
+            ),
+            {"t": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+    engine.dispose()
+
+    run_migration(db_url, "upgrade", "head")
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        folders = session.execute(
+            select(Collection.name, CollectionFolder.path)
+            .join(CollectionFolder, CollectionFolder.collection_id == Collection.id)
+            .order_by(Collection.name)
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in folders] == [("a", "/photos/a"), ("b", "/b")]
+
+    run_migration(db_url, "downgrade", "0003")
+    assert "collection_folders" not in table_names(db_url) and "collections" in table_names(db_url)
+    run_migration(db_url, "upgrade", "head")
+    assert "collection_folders" in table_names(db_url)

@@ -5,6 +5,15 @@ from app.storage.repository.captions import (
     get_captions,
     replace_captions,
 )
+from app.storage.repository.collections import (
+    add_collection_folder,
+    collection_folders,
+    get_collection,
+    get_or_create_collection,
+    holding_folder,
+    list_collections,
+    path_is_under,
+)
 from app.storage.repository.index_builds import (
     latest_index_builds,
     prune_index_builds,
@@ -12,13 +21,12 @@ from app.storage.repository.index_builds import (
 )
 from app.storage.repository.photos import (
     count_photos,
-    get_collection,
-    get_or_create_collection,
     get_photo,
     get_photos,
-    list_collections,
     photos_by_path,
+    photos_with_hashes,
 )
+from app.storage.repository.search import collection_ids_by_name
 from app.storage.repository.tags import (
     ZERO_SHOT_SOURCE_PREFIX,
     photo_ids_with_tags,
@@ -41,9 +49,12 @@ from app.storage.repository.vectors import (
 
 __all__ = [
     "ZERO_SHOT_SOURCE_PREFIX",
+    "add_collection_folder",
+    "collection_folders",
     "caption_vectors",
     "caption_vectors_for_ids",
     "captions_without_vectors",
+    "collection_ids_by_name",
     "count_photos",
     "embedded_photo_ids",
     "from_blobs",
@@ -53,6 +64,7 @@ __all__ = [
     "get_photo",
     "get_photo_vector",
     "get_photos",
+    "holding_folder",
     "hub_offsets_for_ids",
     "latest_index_builds",
     "list_collections",
@@ -60,7 +72,9 @@ __all__ = [
     "photo_vectors",
     "photo_vectors_for_ids",
     "photos_by_path",
+    "path_is_under",
     "photos_needing_tags",
+    "photos_with_hashes",
     "prune_index_builds",
     "record_index_build",
     "replace_captions",

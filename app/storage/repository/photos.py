@@ -1,41 +1,35 @@
-"""Collections and photo rows."""
+"""Photo rows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+import os
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.storage.tables import (
-    Collection,
-    Photo,
-)
+from app.storage.tables import Photo
 
 
-def get_collection(session: Session, *, name: str) -> Collection | None:
-    return session.scalar(select(Collection).where(Collection.name == name))
+def photos_by_path(session: Session, *, collection_id: int, under: str | None = None) -> dict[str, Photo]:
+    """The collection's photos by absolute path; with `under`, only those inside that folder."""
+    query = select(Photo).where(Photo.collection_id == collection_id)
+    if under is not None:
+        prefix = under.rstrip(os.sep) + os.sep
+        query = query.where(or_(Photo.path == under, Photo.path.startswith(prefix, autoescape=True)))
+    return {row.path: row for row in session.scalars(query)}
 
 
-def get_or_create_collection(session: Session, *, name: str, root: Path) -> Collection:
-    collection = get_collection(session, name=name)
-    if collection is None:
-        collection = Collection(name=name, root=str(root))
-        session.add(collection)
-        session.flush()
-    elif collection.root != str(root):
-        collection.root = str(root)
-    return collection
-
-
-def list_collections(session: Session) -> list[Collection]:
-    return list(session.scalars(select(Collection).order_by(Collection.name)))
-
-
-def photos_by_path(session: Session, *, collection_id: int) -> dict[str, Photo]:
-    rows = session.scalars(select(Photo).where(Photo.collection_id == collection_id))
-    return {row.path: row for row in rows}
+def photos_with_hashes(session: Session, *, collection_id: int, hashes: Iterable[str]) -> list[Photo]:
+    """The collection's photos whose content hash is one of `hashes` (rename candidates)."""
+    wanted = sorted(set(hashes))
+    found: list[Photo] = []
+    for start in range(0, len(wanted), 500):  # bounded IN lists (SQLite's variable limit)
+        query = select(Photo).where(
+            Photo.collection_id == collection_id, Photo.sha256.in_(wanted[start : start + 500])
+        )
+        found.extend(session.scalars(query.order_by(Photo.id)))
+    return found
 
 
 def get_photo(session: Session, *, photo_id: int) -> Photo | None:
