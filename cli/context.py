@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -11,7 +13,8 @@ from app.services.search import SearchService
 from app.storage.db import make_engine, migrate, session_factory
 from models.encoder import Encoder
 from models.errors import NotReadyError
-from models.registry import create_encoder
+from models.registry import create_encoder, load_model_config
+from models.runtime import resolve_device
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -31,11 +34,16 @@ def prepare_data_dir(settings: Settings) -> None:
         ) from exc
 
 
-def open_sessions(settings: Settings) -> sessionmaker[Session]:
+def open_database(settings: Settings) -> Engine:
+    """The database at the newest schema, in a data folder that can be written."""
     prepare_data_dir(settings)
     engine = make_engine(settings.db_url)
     migrate(engine)
-    return session_factory(engine)
+    return engine
+
+
+def open_sessions(settings: Settings) -> sessionmaker[Session]:
+    return session_factory(open_database(settings))
 
 
 def open_encoder(settings: Settings) -> Encoder:
@@ -46,3 +54,14 @@ def open_service(settings: Settings) -> SearchService:
     # The database first: a wrong URL or folder is reported before seconds of model loading.
     sessions = open_sessions(settings)
     return SearchService(settings, open_encoder(settings), sessions)
+
+
+def check_before_serving(settings: Settings) -> None:
+    """The server would meet these in its start-up and log a traceback before exiting; checked here
+    they are one line and exit code 2: the model name, the device, the data folder, the database
+    (its migrations, which start-up would run anyway)."""
+    model = settings.model
+    if not model.startswith("local-dir:") and not Path(model).exists():
+        load_model_config(model)
+    resolve_device(settings.device)
+    open_database(settings).dispose()

@@ -26,7 +26,7 @@ def print_hits(console: Console, query: str, hits: list[PhotoHit]) -> None:
 
 def print_index_report(console: Console, report: IndexReport) -> None:
     r = report.reconcile
-    table = Table(title=f"indexed collection “{report.collection}” in {report.seconds:.1f} s")
+    table = Table()
     table.add_column("what")
     table.add_column("count", justify="right")
     rows = [
@@ -49,6 +49,8 @@ def print_index_report(console: Console, report: IndexReport) -> None:
     for name, count in rows:
         table.add_row(name, str(count))
     console.print(table)
+    # A line of its own: as the table's title it wrapped to the narrow table's width.
+    console.print(f"indexed collection “{report.collection}” in {report.seconds:.1f} s")
     for path, reason in report.skipped[:20]:
         console.print(f"[yellow]skipped[/yellow] {path}: {reason}")
     if len(report.skipped) > 20:

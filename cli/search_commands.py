@@ -35,8 +35,11 @@ def serve(
     """Run the HTTP API (OpenAPI docs at /docs); logs one line a request."""
     import uvicorn
 
+    from cli.context import check_before_serving
     from cli.logs import logging_config
+    from cli.options import current_settings
 
+    check_before_serving(current_settings())
     verbose = bool(ctx.find_root().params.get("verbose"))
     # The app logs each request itself (photosearch.access, with its duration); uvicorn's access
     # log would repeat every one. Its start/stop lines stay (uvicorn.error at INFO).

@@ -4,6 +4,7 @@ quiet stderr when all goes well."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,6 +60,12 @@ ERROR_CASES: dict[str, ErrorCase] = {
         ["cannot reach the database at postgresql+psycopg://nobody:***@127.0.0.1:1/x", "DATABASE_URL"],
     ),
     "uncreatable data folder": _data_dir_under_a_file,
+    "serve with an unreachable database": lambda tmp: (
+        ["serve", "--port", "1"],
+        {"database_url": UNREACHABLE_DB},
+        ["cannot reach the database at postgresql+psycopg://nobody:***@127.0.0.1:1/x"],
+    ),
+    "serve with a model name typo": lambda tmp: (["serve"], {"model": "joint-defualt"}, ["joint-default"]),
     "setting that does not parse": lambda tmp: (
         ["query", "a dog"],
         {"indexer__workers": "two"},
@@ -149,6 +156,7 @@ def test_index_and_query_print_no_library_noise_unless_verbose(tmp_path: Path) -
         assert result.returncode == 0, result.stderr
         assert not [noise for noise in STARTUP_NOISE if noise in result.stderr], result.stderr
     assert "embedded now" in indexed.stdout and found.stdout.count(str(folder)) == 2
+    assert re.search(r"^indexed collection “default” in \d+\.\d s$", indexed.stdout, re.MULTILINE)
     verbose = run_photosearch(["--verbose", "query", "a dog", "-k", "2"], env)
     assert verbose.returncode == 0, verbose.stderr
     for detail in ("DEBUG", "AVX512", "Context impl", "Loading weights"):
