@@ -23,12 +23,26 @@ OWN_LOGGERS = ("app", "cli", "indexer", "models", "photosearch", "uvicorn.error"
 ACCESS_LOGGER = "photosearch.access"
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes, not what it was when logging was set
+    up: a test runner that swaps stderr for one command and closes it afterwards leaves no handler
+    writing to a closed stream."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def stderr_handler() -> logging.Handler:
     """Rich's handler on a terminal; one plain line a record otherwise, so that a log file or a
     process supervisor gets exactly one line a message (Rich wraps long ones to the console width)."""
     if sys.stderr.isatty():
         return RichHandler(console=Console(stderr=True), show_path=False)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
 

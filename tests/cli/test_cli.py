@@ -103,3 +103,17 @@ def test_index_with_labels_tags_photos_for_search(env: Path) -> None:
     assert {h.photo.id for h in only} == {
         h.photo.id for h, t in zip(hits, tags, strict=True) if t == [chosen]
     }
+
+
+def test_logging_set_up_by_a_command_outlives_the_runners_stderr(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command sets up logging while the runner has swapped stderr; a record logged after the
+    runner closed that stream reaches the stderr of the moment, not a closed file."""
+    import logging
+
+    assert runner.invoke(app, ["samples", str(env / "samples")]).exit_code == 0
+    capsys.readouterr()
+    logging.getLogger("indexer.scan").warning("logged after the command")
+    err = capsys.readouterr().err
+    assert "logged after the command" in err and "Logging error" not in err
