@@ -55,8 +55,12 @@ class DecodedPhoto:
     format: str | None
 
 
-def decode_photo(source: Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedPhoto:
-    """Open a file path or raw bytes as an upright RGB photo, or raise ImageDecodeError."""
+def decode_photo(
+    source: Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
+) -> DecodedPhoto:
+    """Open a file path or raw bytes as an upright RGB photo, or raise ImageDecodeError.
+    min_side: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, far less memory
+    and time) while both sides stay at least this long; width and height are then the reduced ones."""
     if isinstance(source, bytes):
         if not source:
             raise ImageDecodeError("empty file (0 bytes)")
@@ -78,6 +82,8 @@ def decode_photo(source: Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
                         f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
                         f"{max_pixels:,} (possible decompression bomb)"
                     )
+                if min_side and opened.format == "JPEG":
+                    opened.draft(None, (min_side, min_side))
                 if getattr(opened, "n_frames", 1) > 1:
                     opened.seek(0)
                 taken_at, make, model = _exif_fields(opened)

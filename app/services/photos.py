@@ -18,7 +18,7 @@ from app.core.config import Settings
 from app.services.filters import checked_photo_id
 from app.services.limits import HeavyWorkGate
 from app.storage import repository as repo
-from app.storage.repository.search import collection_roots
+from app.storage.repository.collections import collection_folders
 from app.storage.tables import Photo
 from models.errors import NotFoundError
 from models.images import ImageDecodeError, decode_photo
@@ -60,7 +60,7 @@ class PhotoService:
     def _servable(self, photo_id: int) -> tuple[Photo, Path]:
         with self.sessions() as session:
             photo = repo.get_photo(session, photo_id=checked_photo_id(photo_id))
-            roots = [] if photo is None else collection_roots(session, collection_id=photo.collection_id)
+            roots = [] if photo is None else collection_folders(session, collection_id=photo.collection_id)
         path = None if photo is None else servable_path(photo, roots)
         if photo is None or path is None:  # as an unknown id: nothing is told about files on the server
             raise NotFoundError(f"no photo with id {photo_id}")
@@ -76,7 +76,7 @@ class PhotoService:
             return target
         with self.gate.slot(release_memory=True):
             try:
-                image = decode_photo(source, self.settings.indexer.max_image_pixels).image
+                image = decode_photo(source, self.settings.indexer.max_image_pixels, min_side=2 * size).image
             except ImageDecodeError as exc:
                 raise NotFoundError(f"photo {photo_id} cannot be decoded for a thumbnail: {exc}") from exc
             image.thumbnail((size, size), Image.Resampling.LANCZOS)

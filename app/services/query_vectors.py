@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -66,15 +67,21 @@ class QueryVectors:
         limit = self.settings.api.max_upload_bytes
         if len(query.upload) > limit:
             raise PayloadTooLargeError(f"upload is {len(query.upload):,} bytes; the limit is {limit:,}")
-        max_pixels = min(self.settings.api.max_upload_pixels, self.settings.indexer.max_image_pixels)
         with self.gate.slot(release_memory=True):
-            try:
-                image = decode_photo(query.upload, max_pixels).image
-            except ImageDecodeError as exc:
-                raise InvalidInputError(f"upload is not a usable image: {exc}") from exc
+            image = self.decode_upload(query.upload)
             vector: np.ndarray = self.encoder.encode_images([image])[0]
             del image
         return vector
+
+    def decode_upload(self, data: bytes) -> Image.Image:
+        """An upload as the RGB image the model needs. Its pixel count is checked from the header
+        before decoding (api.max_upload_pixels), and a JPEG is decoded at reduced scale down to twice
+        the model's input size, so that the model's own resize still smooths over finer pixels."""
+        max_pixels = min(self.settings.api.max_upload_pixels, self.settings.indexer.max_image_pixels)
+        try:
+            return decode_photo(data, max_pixels, min_side=2 * self.encoder.preprocess.image_size).image
+        except ImageDecodeError as exc:
+            raise InvalidInputError(f"upload is not a usable image: {exc}") from exc
 
     def _stored_vector(self, photo_id: int) -> np.ndarray:
         with self.sessions() as session:

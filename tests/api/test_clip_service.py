@@ -14,6 +14,7 @@ from PIL import Image
 
 from app.core.config import IndexerSettings, Settings
 from app.main import create_app
+from app.services.filters import SearchFilters
 from app.services.search import SearchService
 from app.storage import repository as repo
 from app.storage.db import make_engine, migrate, session_factory
@@ -22,6 +23,7 @@ from indexer.pipeline import index_folder
 from models.clip.encoder import ClipEncoder, random_clip_encoder
 from models.clip.tiny import tiny_clip_config
 from models.clip.zeroshot import zero_shot
+from models.images import decode_photo
 
 LABELS = ("dog", "beach", "people", "snow", "bicycle")
 
@@ -93,7 +95,10 @@ def test_classify_an_upload(indexed: Settings, photo_folder: Path, clip: ClipEnc
     probabilities = [x["probability"] for x in labels]
     assert probabilities == sorted(probabilities, reverse=True)
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
-    image = clip.encode_images([Image.open(io.BytesIO(data)).convert("RGB")])
+    # an upload is decoded as the server decodes it: a JPEG at reduced scale, twice the model's input
+    decoded = decode_photo(data, min_side=2 * clip.preprocess.image_size).image
+    assert max(decoded.size) < max(Image.open(io.BytesIO(data)).size)
+    image = clip.encode_images([decoded])
     prompts = clip.encode_texts([f"a photo of {x['label']}." for x in labels])
     expected, _ = zero_shot(image, prompts, clip.logit_scale)
     assert np.allclose(probabilities, expected[0], atol=1e-4)
@@ -187,7 +192,7 @@ def test_service_filter_without_http(indexed: Settings, clip: ClipEncoder) -> No
     with service.sessions() as session:
         tag = repo.tag_counts(session)[-1][0]  # the rarest tag present
         dogs = repo.photo_ids_with_tags(session, tags=[tag])
-    only = service.search_text("a photo", k=12, tags=[tag])
+    only = service.search_text("a photo", k=12, filters=SearchFilters.of(tags=[tag]))
     assert 0 < len(dogs) < 12
     assert {h.photo.id for h in only} == set(dogs)
     order = [h.photo.id for h in every if h.photo.id in dogs]
