@@ -27,15 +27,15 @@ def classify(
     from app.services.classify import checked_labels, rank_labels
     from indexer.labels import read_label_file
     from models.errors import InvalidInputError
-    from models.images import ImageDecodeError, decode_photo
+    from models.images import decode_photo
 
+    # Domain errors (a bad label file, an undecodable photo) are one line and exit 2 in cli.main.
     try:
         names = list(label or []) + (read_label_file(labels_file) if labels_file else [])
         cleaned, prompts = checked_labels(names, prompt, max_chars=1000)
         photo = decode_photo(image)
-    except (InvalidInputError, ImageDecodeError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {image}: {exc.strerror or exc}") from exc
     encoder = encoder_for(model, checkpoint, device)
     scores = rank_labels(
         encoder, encoder.encode_images([photo.image])[0], cleaned, encoder.encode_texts(prompts)
@@ -76,23 +76,18 @@ def tag(
     from app.storage import repository as repo
     from cli.context import open_sessions
     from indexer.labels import LabelOptions, apply_labels
-    from models.errors import InvalidInputError
+    from models.errors import NotFoundError
 
     settings = get_settings()
-    try:
-        options = LabelOptions.from_settings(
-            labels_file, settings.indexer, top_k=top_k, min_probability=min_probability, prompt=prompt
-        )
-    except InvalidInputError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    options = LabelOptions.from_settings(
+        labels_file, settings.indexer, top_k=top_k, min_probability=min_probability, prompt=prompt
+    )
     sessions = open_sessions(settings)
     name = collection or settings.collection
     with sessions() as session:
         found = repo.get_collection(session, name=name)
     if found is None:
-        console.print(f"[red]error:[/red] no collection {name!r}: run `photosearch index PATH` first")
-        raise typer.Exit(2)
+        raise NotFoundError(f"no collection {name!r}: run `photosearch index PATH` first")
     encoder = encoder_for(model, checkpoint, device)
     stats = apply_labels(sessions, collection_id=found.id, encoder=encoder, options=options)
     table = Table(title=f"tagged {stats.photos_tagged} photos of “{name}” with {encoder.key}")

@@ -32,6 +32,11 @@ def _missing_labels(tmp: Path) -> tuple[list[str], dict[str, str], list[str]]:
     return ["index", str(tmp / "photos"), "--labels", str(tmp / "labels.txt")], {}, [str(tmp / "labels.txt")]
 
 
+def _tag_unknown_collection(tmp: Path) -> tuple[list[str], dict[str, str], list[str]]:
+    (tmp / "labels.txt").write_text("dog\nbeach\n")
+    return ["tag", str(tmp / "labels.txt"), "--collection", "holidays"], {}, ["no collection 'holidays'"]
+
+
 def _samples_under_a_file(tmp: Path) -> tuple[list[str], dict[str, str], list[str]]:
     (tmp / "a-file").write_text("")
     return ["samples", str(tmp / "a-file" / "samples")], {}, [str(tmp / "a-file" / "samples")]
@@ -75,6 +80,12 @@ ERROR_CASES: dict[str, ErrorCase] = {
     "missing photo folder": lambda tmp: (["index", str(tmp / "nope")], {}, [str(tmp / "nope")]),
     "captions file that is not JSON lines": _bad_captions,
     "missing labels file": _missing_labels,
+    "classify a missing photo": lambda tmp: (
+        ["classify", str(tmp / "gone.jpg"), "--label", "dog"],
+        {},
+        [str(tmp / "gone.jpg")],
+    ),
+    "tag an unknown collection": _tag_unknown_collection,
     "samples into a file": _samples_under_a_file,
 }
 # These fail only once the model has loaded (seconds more each).
