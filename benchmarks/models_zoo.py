@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.registry import create_encoder, load_model_config  # noqa: E402
+from models.registry import create_encoder, load_joint_config  # noqa: E402
 from models.training.data import load_captioned_photos  # noqa: E402
 from models.training.evaluate import evaluate_encoder  # noqa: E402
 from models.training.options import TrainOptions  # noqa: E402
@@ -75,8 +75,8 @@ def caption_report(encoder: Any, data: Path) -> dict[str, float]:
 
 
 def run_one(name: str, config_name: str, loss: str | None, epochs: int, data: Path) -> dict[str, Any]:
-    config = load_model_config(config_name)
-    scratch_cnn = config["image_tower"]["type"] == "resnet_scratch"
+    config = load_joint_config(config_name)
+    scratch_cnn = config.image_tower.type == "resnet_scratch"
     opts = TrainOptions.from_config(
         config,
         epochs=epochs,
@@ -110,7 +110,7 @@ def run_one(name: str, config_name: str, loss: str | None, epochs: int, data: Pa
     info = load_checkpoint(out).info
     if "reranker" in info:
         row["reranked"] = info["reranker"]["val_with"]
-    if config.get("loss", {}).get("objective") == "captions":
+    if config.loss.objective == "captions":
         row["through_captions"] = caption_report(encoder, data)
     return row
 

@@ -97,7 +97,7 @@ def main() -> None:
         + "".join(f" + {size} px" for size in extra)
         + ", "
         f"mirror {'on' if served[1] else 'off'}, query bank {'on' if served[2] else 'off'}"
-        + (f" ({bank.settings()})" if bank is not None else "")
+        + (f" ({bank.settings().to_json()})" if bank is not None else "")
         + ".",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"{'CUDA' if torch.cuda.is_available() else 'no GPU'}; {seconds:.0f} s.",

@@ -10,6 +10,7 @@ import typer
 
 from cli.options import CheckpointOption, console
 from models.encoder import Encoder
+from models.joint.config import JointConfig, QueryBankConfig, ServingConfig
 
 
 def train(
@@ -37,14 +38,14 @@ def train(
 ) -> None:
     """Train a joint model on captioned photos; writes a checkpoint, its curves PNG and val figures."""
     from app.core.config import get_settings
-    from models.registry import load_model_config
+    from models.registry import load_joint_config
     from models.runtime import resolve_device
     from models.training.train import TrainOptions, train_joint
 
     settings = get_settings()
-    config = load_model_config(model)
+    config = load_joint_config(model)
     if image_size is not None:
-        config["preprocess"] = {**config.get("preprocess", {}), "image_size": image_size}
+        config = config.replace(preprocess=config.preprocess.model_copy(update={"image_size": image_size}))
     opts = TrainOptions.from_config(
         config,
         epochs=epochs,
@@ -151,10 +152,12 @@ def calibrate_command(
     from models.training.calibrate import calibrate_checkpoint
 
     try:
-        test_time = dict(read_checkpoint_config(checkpoint).get("test_time", {}))
+        stored = read_checkpoint_config(checkpoint)
     except CheckpointError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    given = stored.test_time if isinstance(stored, JointConfig) else None
+    test_time = given.to_json() if given is not None else {}
     extras = [size for size in extra_size or [] if size]
     for option, sizes in (("--image-size", [image_size]), ("--extra-size", extras)):
         if bad := [size for size in sizes if size is not None and not 32 <= size <= 1024]:
@@ -169,16 +172,15 @@ def calibrate_command(
     if hflip is not None:
         test_time["hflip"] = hflip
     options = (
-        {"photos": bank_photos, "captions": bank_captions, "k": k, "beta": beta} if bank_photos else None
+        QueryBankConfig(photos=bank_photos, captions=bank_captions, k=k, beta=beta) if bank_photos else None
     )
     try:
-        bank = calibrate_checkpoint(
-            checkpoint, data, test_time=test_time, bank_options=options, device=device
-        )
+        serving = ServingConfig.model_validate(test_time)
+        bank = calibrate_checkpoint(checkpoint, data, test_time=serving, bank_options=options, device=device)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    described = "no query bank" if bank is None else f"query bank {bank.settings()}"
+    described = "no query bank" if bank is None else f"query bank {bank.settings().to_json()}"
     console.print(f"{checkpoint}: test time {test_time}, {described}")
 
 

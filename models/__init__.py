@@ -3,8 +3,9 @@
 Imports neither FastAPI nor SQL, so the indexer, the service and training all share it.
 """
 
-from models.encoder import Encoder, PreprocessConfig
+from models.encoder import Encoder
 from models.errors import ModelNotFoundError
+from models.preprocess import PreprocessConfig
 from models.registry import create_encoder, list_models, load_model_config
 
 __all__ = [

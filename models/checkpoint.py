@@ -14,6 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from models.config import ModelConfig, parse_model_config
 from models.errors import InvalidInputError
 
 FORMAT = "photosearch-checkpoint/1"
@@ -25,7 +26,7 @@ class CheckpointError(InvalidInputError):
 
 @dataclass
 class Checkpoint:
-    config: dict[str, Any]
+    config: ModelConfig
     state_dict: dict[str, torch.Tensor]
     info: dict[str, Any]
     digest: str
@@ -35,7 +36,7 @@ class Checkpoint:
 def save_checkpoint(
     path: Path,
     *,
-    config: dict[str, Any],
+    config: ModelConfig,
     state_dict: dict[str, torch.Tensor],
     info: dict[str, Any] | None = None,
 ) -> Path:
@@ -45,7 +46,7 @@ def save_checkpoint(
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     metadata = {
         "format": FORMAT,
-        "config": json.dumps(config, sort_keys=True),
+        "config": json.dumps(config.to_json(), sort_keys=True),
         "info": json.dumps(info or {}, sort_keys=True, default=str),
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -65,7 +66,7 @@ def file_digest(path: Path) -> str:
     return sha.hexdigest()
 
 
-def read_checkpoint_config(path: Path) -> dict[str, Any]:
+def read_checkpoint_config(path: Path) -> ModelConfig:
     """Only the config, without loading tensors."""
     return _open_metadata(Path(path))[0]
 
@@ -80,7 +81,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(config, tensors, info, file_digest(path), path)
 
 
-def _open_metadata(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _open_metadata(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
@@ -93,4 +94,5 @@ def _open_metadata(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             f"{path} is not a photosearch checkpoint (metadata format={metadata.get('format')!r}, "
             f"expected {FORMAT!r})"
         )
-    return json.loads(metadata["config"]), json.loads(metadata.get("info", "{}"))
+    info = json.loads(metadata["info"]) if "info" in metadata else {}
+    return parse_model_config(json.loads(metadata["config"]), f"{path} (its stored config)"), info

@@ -7,60 +7,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
+from models.preprocess import PreprocessConfig
+
 if TYPE_CHECKING:
     from models.query_bank import QueryBank
-
-ResizeMode = Literal["squash", "shortest_crop"]
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """How a decoded RGB photo becomes the tensor a model sees; travels with the checkpoint."""
-
-    image_size: int = 224
-    resize: ResizeMode = "squash"
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    interpolation: Literal["bicubic", "bilinear"] = "bicubic"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("mean", "std"):
-            if key in known:
-                known[key] = tuple(float(x) for x in known[key])
-        return cls(**known)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        """An RGB PIL image → normalised tensor (3, size, size)."""
-        resample = Image.Resampling.BICUBIC if self.interpolation == "bicubic" else Image.Resampling.BILINEAR
-        size = self.image_size
-        if self.resize == "squash":
-            image = image.resize((size, size), resample)
-        else:
-            width, height = image.size
-            scale = size / min(width, height)
-            image = image.resize(
-                (max(size, round(width * scale)), max(size, round(height * scale))), resample
-            )
-            left = (image.width - size) // 2
-            top = (image.height - size) // 2
-            image = image.crop((left, top, left + size, top + size))
-        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
-        tensor = torch.from_numpy(array).permute(2, 0, 1)  # (3, H, W)
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
-        return (tensor - mean) / std
 
 
 class Reranker(ABC):

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.joint.config import JointConfig, QueryBankConfig
 
 IMAGE_KEY = "query_bank.images"
 TEXT_KEY = "query_bank.texts"
@@ -75,34 +75,30 @@ class QueryBank:
             TEXT_KEY: torch.from_numpy(self.texts).half(),
         }
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "beta": self.beta,
-            "photos": len(self.images),
-            "captions": len(self.texts),
-            "photo_floor": round(_floor_value(self.photo_floor), 6),
-            "caption_floor": round(_floor_value(self.caption_floor), 6),
-        }
+    def settings(self, source: str | None = None) -> QueryBankConfig:
+        """What the checkpoint's config says of the bank it holds."""
+        return QueryBankConfig(
+            k=self.k,
+            beta=self.beta,
+            photos=len(self.images),
+            captions=len(self.texts),
+            photo_floor=round(_floor_value(self.photo_floor), 6),
+            caption_floor=round(_floor_value(self.caption_floor), 6),
+            **({"source": source} if source is not None else {}),
+        )
 
     @classmethod
-    def from_checkpoint(cls, config: dict[str, Any], state: dict[str, torch.Tensor]) -> QueryBank | None:
-        """The bank a checkpoint carries (config "query_bank" + its two tensors), or None."""
-        settings = config.get("query_bank")
-        if not settings:
+    def from_checkpoint(
+        cls, settings: QueryBankConfig | None, state: dict[str, torch.Tensor]
+    ) -> QueryBank | None:
+        """The bank a checkpoint carries (its config's "query_bank" + its two tensors), or None."""
+        if settings is None:
             return None
         if IMAGE_KEY not in state or TEXT_KEY not in state:
             raise ValueError(f"checkpoint config names a query bank but lacks tensors {IMAGE_KEY}/{TEXT_KEY}")
         images = state[IMAGE_KEY].float().numpy()
         texts = state[TEXT_KEY].float().numpy()
-        floors = [settings.get("photo_floor"), settings.get("caption_floor")]
-        return cls(
-            images,
-            texts,
-            int(settings.get("k", 50)),
-            float(settings.get("beta", 0.5)),
-            *[None if f is None else float(f) for f in floors],
-        )
+        return cls(images, texts, settings.k, settings.beta, settings.photo_floor, settings.caption_floor)
 
 
 def _percentile(hubness: np.ndarray) -> float:
@@ -120,11 +116,19 @@ def split_bank_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 
 def attach_query_bank(path: Path, bank: QueryBank | None, *, source: str = "") -> Path:
-    """Rewrite a photosearch checkpoint with `bank` inside it, replacing any bank it had (None: drop it)."""
+    """Rewrite a joint checkpoint with `bank` inside it, replacing any bank it had (None: drop it)."""
     checkpoint = load_checkpoint(path)
-    config = {k: v for k, v in checkpoint.config.items() if k != "query_bank"}
+    if not isinstance(checkpoint.config, JointConfig):
+        family = checkpoint.config.family
+        raise ValueError(f"{path} is a {family!r} checkpoint; query banks are for joint ones")
     state = split_bank_tensors(checkpoint.state_dict)
+    config = without_bank(checkpoint.config)
     if bank is not None:
-        config["query_bank"] = {**bank.settings(), "source": source}
+        config = config.replace(query_bank=bank.settings(source))
         state.update(bank.tensors())
     return save_checkpoint(path, config=config, state_dict=state, info=checkpoint.info)
+
+
+def without_bank(config: JointConfig) -> JointConfig:
+    """The config with no "query_bank" key at all (not even a null one)."""
+    return JointConfig.model_validate(config.model_dump(exclude_unset=True, exclude={"query_bank"}))

@@ -6,17 +6,18 @@ works too, because a checkpoint carries its own config.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from models.checkpoint import load_checkpoint
+from models.checkpoint import Checkpoint, load_checkpoint
+from models.clip.config import ClipConfig
+from models.config import ModelConfig, read_model_config
 from models.encoder import Encoder
-from models.errors import ModelNotFoundError
+from models.errors import InvalidInputError, ModelNotFoundError
+from models.joint.config import JointConfig
 from models.runtime import resolve_device
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -27,12 +28,22 @@ def list_models() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 
 
-def load_model_config(name: str) -> dict[str, Any]:
+def load_model_config(name: str) -> ModelConfig:
+    """The registered config `name`, parsed (a misspelt key is a ModelConfigError naming the file)."""
     path = CONFIG_DIR / f"{name}.json"
     if not path.is_file():
         raise ModelNotFoundError(f"Model config for {name!r} not found. Available: {list_models()}")
-    config: dict[str, Any] = json.loads(path.read_text())
-    config.setdefault("name", name)
+    config = read_model_config(path)
+    return config if config.name else config.replace(name=name)
+
+
+def load_joint_config(name: str) -> JointConfig:
+    """The registered joint-family config `name` (what `photosearch train` trains)."""
+    config = load_model_config(name)
+    if not isinstance(config, JointConfig):
+        raise InvalidInputError(
+            f"{name!r} is a {config.family}-family model; training takes joint ones (clip models: finetune)"
+        )
     return config
 
 
@@ -44,8 +55,8 @@ def checkpoint_search_dirs() -> list[Path]:
     return dirs
 
 
-def find_checkpoint(name: str, config: dict[str, Any]) -> Path:
-    filename = config.get("checkpoint", f"{name}.safetensors")
+def find_checkpoint(name: str, config: ModelConfig) -> Path:
+    filename = config.checkpoint or f"{name}.safetensors"
     looked = [d / filename for d in checkpoint_search_dirs()]
     for candidate in looked:
         if candidate.is_file():
@@ -61,43 +72,45 @@ def create_encoder(
 ) -> Encoder:
     """Build an encoder from a registered name (with an optional checkpoint) or a checkpoint path."""
     target = resolve_device(device)
+    dirs = checkpoint_search_dirs()
     if model.startswith("local-dir:"):  # clip: an open_clip folder needs no registered config
         from models.clip.encoder import local_dir_config
 
-        return _build_clip(local_dir_config(model), model, target, checkpoint_search_dirs())
+        return _build_clip(local_dir_config(model), model, target, dirs)
     as_path = Path(model)
     if checkpoint is None and as_path.suffix == ".safetensors":
         if not as_path.is_file():
             raise ModelNotFoundError(f"checkpoint file not found: {as_path}")
-        checkpoint = as_path
-        config = None
-    else:
-        config = load_model_config(model)
-    if config is not None and config.get("family") == "clip":
+        return _from_checkpoint(load_checkpoint(as_path), target, dirs)
+    config = load_model_config(model)
+    if isinstance(config, ClipConfig):
         # checkpoint: open_clip weights file, local-dir: folder or photosearch checkpoint; None searches
-        return _build_clip(config, checkpoint, target, checkpoint_search_dirs())
-    ckpt_path = Path(checkpoint) if checkpoint is not None else find_checkpoint(model, config or {})
+        return _build_clip(config, checkpoint, target, dirs)
+    ckpt_path = Path(checkpoint) if checkpoint is not None else find_checkpoint(model, config)
     if not ckpt_path.is_file():
         raise ModelNotFoundError(f"checkpoint file not found: {ckpt_path}")
-    ckpt = load_checkpoint(ckpt_path)
+    return _from_checkpoint(load_checkpoint(ckpt_path), target, dirs)
+
+
+def _from_checkpoint(ckpt: Checkpoint, device: torch.device, search_dirs: Sequence[Path]) -> Encoder:
+    """A photosearch checkpoint rebuilds its model alone: its stored config says which family."""
     config = ckpt.config
-    family = config.get("family")
-    name = str(config.get("name", ckpt_path.stem))
-    if family == "joint":
+    if isinstance(config, JointConfig):
         from models.joint.encoder import build_joint_encoder
 
-        return build_joint_encoder(name, config, ckpt, target)
-    if family == "clip":
-        return _build_clip(config, ckpt, target, checkpoint_search_dirs())
-    raise ModelNotFoundError(f"unknown model family {family!r} in {ckpt_path}; known: joint, clip")
+        return build_joint_encoder(config.name or ckpt.path.stem, config, ckpt, device)
+    return _build_clip(config, ckpt, device, search_dirs)
 
 
 def _build_clip(
-    config: dict[str, Any], ckpt: Any, device: torch.device, search_dirs: Sequence[Path]
+    config: ClipConfig,
+    source: Checkpoint | str | Path | None,
+    device: torch.device,
+    search_dirs: Sequence[Path],
 ) -> Encoder:
     try:
         from models.clip.encoder import build_clip_encoder
     except ImportError as exc:
         raise ModelNotFoundError("the clip family is not available in this build") from exc
-    encoder: Encoder = build_clip_encoder(config, ckpt, device, search_dirs)
+    encoder: Encoder = build_clip_encoder(config, source, device, search_dirs)
     return encoder

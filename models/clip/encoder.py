@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint_config
+from models.clip.config import ClipConfig, Precision
 from models.clip.factory import (
     ClipConfigError,
     Tokenizer,
@@ -49,7 +50,7 @@ class ClipWeightsMismatchError(InvalidInputError):
     """A weights file exists but does not fit the architecture it was given for."""
 
 
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+def autocast_dtype(device: torch.device, precision: Precision = "auto") -> torch.dtype | None:
     """Mixed-precision dtype for this device: None (fp32) on CPU or when precision is 'fp32'."""
     if device.type != "cuda" or precision == "fp32":
         return None
@@ -77,7 +78,7 @@ class ClipEncoder(Encoder):
         preprocess_cfg: dict[str, Any],
         digest: str,
         device: torch.device,
-        precision: str = "auto",
+        precision: Precision = "auto",
         architecture: str | None = None,
     ) -> None:
         self.name = name
@@ -163,7 +164,7 @@ class ClipEncoder(Encoder):
 
 
 def build_clip_encoder(
-    config: dict[str, Any],
+    config: ClipConfig,
     source: Checkpoint | str | Path | None,
     device: torch.device,
     search_dirs: Sequence[Path] = (),
@@ -189,12 +190,12 @@ def build_clip_encoder(
     return _from_open_clip_weights(config, weights, device, search_dirs)
 
 
-def local_dir_config(location: str) -> dict[str, Any]:
+def local_dir_config(location: str) -> ClipConfig:
     """A clip config for `--model local-dir:/folder`, which needs no registered config."""
     folder = parse_local_dir(location)
     if folder is None:
         raise ValueError(f"not a local-dir location: {location!r}")
-    return {"family": "clip", "name": f"clip-{folder.name}", "architecture": None}
+    return ClipConfig(family="clip", name=f"clip-{folder.name}")
 
 
 def _is_photosearch_checkpoint(path: Path) -> bool:
@@ -208,7 +209,7 @@ def _is_photosearch_checkpoint(path: Path) -> bool:
 
 
 def _from_open_clip_weights(
-    config: dict[str, Any], weights: ClipWeights, device: torch.device, search_dirs: Sequence[Path]
+    config: ClipConfig, weights: ClipWeights, device: torch.device, search_dirs: Sequence[Path]
 ) -> ClipEncoder:
     model_cfg = weights.model_cfg if weights.model_cfg is not None else architecture_config(config)
     text_dir = _text_dir(model_cfg, weights.folder, search_dirs)
@@ -217,20 +218,20 @@ def _from_open_clip_weights(
         open_clip.load_checkpoint(model, str(weights.path), strict=True, weights_only=True)
     except RuntimeError as exc:
         raise ClipWeightsMismatchError(
-            f"weights {weights.path} do not fit architecture {config.get('architecture') or 'model_cfg'} "
-            f"of {config.get('name')!r}: {str(exc)[:500]}"
+            f"weights {weights.path} do not fit architecture {config.architecture or 'model_cfg'} "
+            f"of {config.name!r}: {str(exc)[:500]}"
         ) from exc
-    log.info("clip model %s: weights from %s (%s)", config.get("name"), weights.path, weights.source)
+    log.info("clip model %s: weights from %s (%s)", config.name, weights.path, weights.source)
     return ClipEncoder(
-        str(config.get("name") or weights.path.stem),
+        config.name or weights.path.stem,
         model,
         build_tokenizer(model_cfg, text_dir),
         model_cfg=model_cfg,
         preprocess_cfg=open_clip_preprocess(config, model_cfg, weights.preprocess_cfg),
         digest=weights.digest,
         device=device,
-        precision=str(config.get("precision", "auto")),
-        architecture=config.get("architecture"),
+        precision=config.precision,
+        architecture=config.architecture,
     )
 
 
@@ -239,9 +240,9 @@ def _from_checkpoint(
 ) -> ClipEncoder:
     """A photosearch checkpoint (e.g. from `photosearch finetune`): config + weights in one file."""
     config = checkpoint.config
-    if config.get("family") != "clip":
+    if not isinstance(config, ClipConfig):
         raise ClipConfigError(
-            f"{checkpoint.path} is a {config.get('family')!r} checkpoint, not a clip one: "
+            f"{checkpoint.path} is a {config.family!r} checkpoint, not a clip one: "
             f"pass it as the model itself (--model {checkpoint.path}) instead of as clip weights"
         )
     model_cfg = architecture_config(config)
@@ -254,35 +255,35 @@ def _from_checkpoint(
             f"unexpected {unexpected[:5]}"
         )
     return ClipEncoder(
-        str(config.get("name", checkpoint.path.stem)),
+        config.name or checkpoint.path.stem,
         model,
         build_tokenizer(model_cfg, text_dir),
         model_cfg=model_cfg,
-        preprocess_cfg=dict(config["preprocess_cfg"]),
+        preprocess_cfg=dict(config.preprocess_cfg or {}),
         digest=checkpoint.digest,
         device=device,
-        precision=str(config.get("precision", "auto")),
-        architecture=config.get("architecture"),
+        precision=config.precision,
+        architecture=config.architecture,
     )
 
 
 def random_clip_encoder(
-    config: dict[str, Any], device: torch.device, seed: int = 0, search_dirs: Sequence[Path] = ()
+    config: ClipConfig, device: torch.device, seed: int = 0, search_dirs: Sequence[Path] = ()
 ) -> ClipEncoder:
     """Random weights for an architecture (speed measurements, tests): never for search."""
     torch.manual_seed(seed)
     model_cfg = architecture_config(config)
     text_dir = _text_dir(model_cfg, None, search_dirs)
     return ClipEncoder(
-        f"{config.get('name', 'clip')}-random",
+        f"{config.name or 'clip'}-random",
         instantiate(model_cfg, text_dir),
         build_tokenizer(model_cfg, text_dir),
         model_cfg=model_cfg,
         preprocess_cfg=open_clip_preprocess(config, model_cfg),
         digest=f"random{seed:058d}",
         device=device,
-        precision=str(config.get("precision", "auto")),
-        architecture=config.get("architecture"),
+        precision=config.precision,
+        architecture=config.architecture,
     )
 
 

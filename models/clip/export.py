@@ -10,12 +10,14 @@ import open_clip
 from safetensors.torch import save_file
 
 from models.checkpoint import save_checkpoint
+from models.clip.config import ClipConfig
 from models.clip.encoder import ClipEncoder
 
 
-def clip_checkpoint_config(encoder: ClipEncoder, name: str, **extra: Any) -> dict[str, Any]:
-    """All that rebuilds the model from the checkpoint alone: family, architecture, preprocessing."""
-    return {
+def clip_checkpoint_config(encoder: ClipEncoder, name: str, **extra: Any) -> ClipConfig:
+    """All that rebuilds the model from the checkpoint alone: family, architecture, preprocessing.
+    extra: further config keys (base_model, description); an unknown one is a ModelConfigError."""
+    data = {
         "family": "clip",
         "name": name,
         "architecture": encoder.architecture,
@@ -29,6 +31,7 @@ def clip_checkpoint_config(encoder: ClipEncoder, name: str, **extra: Any) -> dic
         "open_clip_version": open_clip.__version__,
         **extra,
     }
+    return ClipConfig.parse(data, f"clip checkpoint config for {name!r}")
 
 
 def save_clip_checkpoint(

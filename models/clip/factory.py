@@ -17,8 +17,9 @@ import open_clip
 import torch
 from torch import nn
 
-from models.encoder import PreprocessConfig
+from models.clip.config import ClipConfig
 from models.errors import ModelNotFoundError
+from models.preprocess import PreprocessConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +32,19 @@ class ClipConfigError(ModelNotFoundError):
     """A clip config names an architecture or setting open_clip (or we) cannot build."""
 
 
-def architecture_config(config: dict[str, Any]) -> dict[str, Any]:
+def architecture_config(config: ClipConfig) -> dict[str, Any]:
     """open_clip's model_cfg (embed_dim, vision_cfg, text_cfg, ...) for a photosearch clip config.
 
     `model_cfg` inline wins (fine-tuned checkpoints and architectures open_clip lacks);
     else `architecture` names one of open_clip's built-in configs.
     """
-    if isinstance(config.get("model_cfg"), dict):
-        return copy.deepcopy(config["model_cfg"])
-    arch = config.get("architecture")
+    if config.model_cfg is not None:
+        return copy.deepcopy(config.model_cfg)
+    arch = config.architecture
     found = open_clip.get_model_config(str(arch)) if arch else None
     if found is None:
         raise ClipConfigError(
-            f"open_clip has no architecture {arch!r} (config {config.get('name')!r}); give "
+            f"open_clip has no architecture {arch!r} (config {config.name!r}); give "
             f"'architecture' as one of open_clip.list_models(), e.g. ViT-B-32, ViT-L-14, ViT-H-14, "
             f"xlm-roberta-large-ViT-H-14, or an inline 'model_cfg'"
         )
@@ -51,7 +52,7 @@ def architecture_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_clip_preprocess(
-    config: dict[str, Any], model_cfg: dict[str, Any], overrides: dict[str, Any] | None = None
+    config: ClipConfig, model_cfg: dict[str, Any], overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """open_clip's preprocess dict (size, mean, std, interpolation, resize_mode) for this model.
 
@@ -61,11 +62,11 @@ def open_clip_preprocess(
     from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 
     merged: dict[str, Any] = merge_preprocess_dict(PreprocessCfg(), {})
-    arch, tag = config.get("architecture"), config.get("pretrained")
+    arch, tag = config.architecture, config.pretrained
     if arch and tag:
         merged = merge_preprocess_dict(merged, open_clip.get_pretrained_cfg(str(arch), str(tag)))
     merged = merge_preprocess_dict(merged, overrides or {})
-    merged = merge_preprocess_dict(merged, config.get("preprocess_cfg") or {})
+    merged = merge_preprocess_dict(merged, config.preprocess_cfg or {})
     merged["size"] = model_cfg.get("vision_cfg", {}).get("image_size", merged["size"])
     return merged
 
@@ -86,14 +87,12 @@ def to_preprocess_config(cfg: dict[str, Any]) -> PreprocessConfig:
     if interpolation not in ("bicubic", "bilinear"):
         log.warning("interpolation %r not supported; using bicubic", interpolation)
         interpolation = "bicubic"
-    return PreprocessConfig.from_dict(
-        {
-            "image_size": int(size),
-            "resize": resize,
-            "mean": tuple(cfg["mean"]),
-            "std": tuple(cfg["std"]),
-            "interpolation": interpolation,
-        }
+    return PreprocessConfig(
+        image_size=int(size),
+        resize=resize,  # type: ignore[arg-type]  # one of _RESIZE_MODES' values
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        interpolation=interpolation,  # type: ignore[arg-type]  # checked just above
     )
 
 

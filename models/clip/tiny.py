@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from models.clip.config import ClipConfig
+
 TINY_MODEL_CFG: dict[str, Any] = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
@@ -14,13 +16,16 @@ TINY_MODEL_CFG: dict[str, Any] = {
 }
 
 
-def tiny_clip_config(name: str = "clip-tiny", **extra: Any) -> dict[str, Any]:
+def tiny_clip_config(name: str = "clip-tiny", **extra: Any) -> ClipConfig:
     """A photosearch clip config for the tiny architecture (inline `model_cfg`, no pretrained tag)."""
-    return {
-        "family": "clip",
-        "name": name,
-        "description": "tiny random-weight CLIP for tests",
-        "architecture": None,
-        "model_cfg": copy.deepcopy(TINY_MODEL_CFG),
-        **extra,
-    }
+    return ClipConfig.parse(
+        {
+            "family": "clip",
+            "name": name,
+            "description": "tiny random-weight CLIP for tests",
+            "architecture": None,
+            "model_cfg": copy.deepcopy(TINY_MODEL_CFG),
+            **extra,
+        },
+        "tiny_clip_config()",
+    )

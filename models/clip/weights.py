@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from models.checkpoint import file_digest
+from models.clip.config import ClipConfig
 from models.errors import ModelNotFoundError
 
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -156,12 +157,12 @@ def read_weights_file(path: Path) -> ClipWeights:
     return ClipWeights("file", path, weights_digest(path))
 
 
-def hub_source_for(config: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+def hub_source_for(config: ClipConfig) -> tuple[str, tuple[str, ...]] | None:
     """(Hub repo, weight file names) of the config's pretrained tag: explicit `hf_repo`, else open_clip's
     table of tags (whose `hf_hub` is 'org/repo/' or 'org/repo/file')."""
-    if repo := config.get("hf_repo"):
-        return str(repo), HUB_WEIGHTS
-    arch, tag = config.get("architecture"), config.get("pretrained")
+    if repo := config.hf_repo:
+        return repo, HUB_WEIGHTS
+    arch, tag = config.architecture, config.pretrained
     if not arch or not tag:
         return None
     import open_clip
@@ -182,9 +183,9 @@ def candidate_files(name: str, search_dirs: Sequence[Path]) -> list[Path]:
     return looked
 
 
-def locate_weights(config: dict[str, Any], search_dirs: Sequence[Path]) -> ClipWeights:
+def locate_weights(config: ClipConfig, search_dirs: Sequence[Path]) -> ClipWeights:
     """Search checkpoint folders, then the Hub cache, for a registered config's weights."""
-    name = str(config["name"])
+    name = str(config.name)
     for candidate in candidate_files(name, search_dirs):
         if candidate.is_dir():
             return read_local_dir(candidate)
@@ -197,11 +198,11 @@ def locate_weights(config: dict[str, Any], search_dirs: Sequence[Path]) -> ClipW
 
 
 def missing_weights_message(
-    config: dict[str, Any], hub: tuple[str, tuple[str, ...]] | None, dirs: Sequence[Path]
+    config: ClipConfig, hub: tuple[str, tuple[str, ...]] | None, dirs: Sequence[Path]
 ) -> str:
-    name = str(config["name"])
+    name = str(config.name)
     repo, files = hub if hub else (None, HUB_WEIGHTS)
-    what = f"open_clip {config.get('architecture', '?')}, pretrained {config.get('pretrained', '?')!r}"
+    what = f"open_clip {config.architecture or '?'}, pretrained {config.pretrained or '?'!r}"
     lines = [f"No weights on this machine for clip model {name!r} ({what}). Looked for:"]
     for folder in dirs:
         lines.append(f"  - {folder / name}/  (open_clip_config.json + {HUB_WEIGHTS[0]}, a local-dir folder)")
@@ -229,7 +230,7 @@ def missing_weights_message(
     return "\n".join(lines)
 
 
-def _hf_text_model_of(config: dict[str, Any]) -> str | None:
+def _hf_text_model_of(config: ClipConfig) -> str | None:
     from models.clip.factory import architecture_config, hf_text_name
 
     try:

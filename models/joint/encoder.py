@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from models.checkpoint import Checkpoint
-from models.encoder import Encoder, PreprocessConfig, Reranker, l2_normalise
+from models.encoder import Encoder, Reranker, l2_normalise
+from models.joint.config import JointConfig, ServingConfig
 from models.joint.model import JointModel
+from models.preprocess import PreprocessConfig
 from models.query_bank import QueryBank, split_bank_tensors
 
 
@@ -35,13 +35,13 @@ class JointEncoder(Encoder):
         # photo and its mirror image, and further resolutions averaged in ("extra_sizes": each made
         # from the image_size pixels by an antialiased bicubic resize, so photos are decoded once).
         # Training always uses "preprocess".
-        test_time = model.config.get("test_time", {})
-        preprocess = PreprocessConfig.from_dict(model.config.get("preprocess", {}))
-        if "image_size" in test_time:
-            preprocess = replace(preprocess, image_size=int(test_time["image_size"]))
+        test_time = model.config.test_time or ServingConfig()
+        preprocess = model.config.preprocess
+        if test_time.image_size is not None:
+            preprocess = preprocess.model_copy(update={"image_size": test_time.image_size})
         self.preprocess = preprocess
-        self.hflip = bool(test_time.get("hflip", False))
-        self.extra_sizes = [int(size) for size in test_time.get("extra_sizes", [])]
+        self.hflip = test_time.hflip
+        self.extra_sizes = list(test_time.extra_sizes)
         self.query_bank = query_bank
         self.checkpoint_digest = digest
         self.device = device
@@ -79,7 +79,7 @@ class JointReranker(Reranker):
         self.model = model
         self.preprocess = preprocess
         self.device = device
-        self.top_n = int(model.config.get("reranker", {}).get("top_n", 10))
+        self.top_n = model.config.reranker.top_n if model.config.reranker is not None else 10
 
     @torch.inference_mode()
     def rerank(self, query: str, images: Sequence[Image.Image]) -> np.ndarray:
@@ -93,9 +93,9 @@ class JointReranker(Reranker):
 
 
 def build_joint_encoder(
-    name: str, config: dict[str, Any], checkpoint: Checkpoint, device: torch.device
+    name: str, config: JointConfig, checkpoint: Checkpoint, device: torch.device
 ) -> JointEncoder:
     model = JointModel(config)
     model.load_checkpoint_state(split_bank_tensors(checkpoint.state_dict))
-    bank = QueryBank.from_checkpoint(config, checkpoint.state_dict)
+    bank = QueryBank.from_checkpoint(config.query_bank, checkpoint.state_dict)
     return JointEncoder(name, model, checkpoint.digest, device, bank)

@@ -3,11 +3,11 @@ configured input size (stride 16: 112 px → 7×7, 224 px → 14×14 pooled adap
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from models.joint.config import ResNetScratchSpec
 
 
 class ResidualBlock(nn.Module):
@@ -36,11 +36,10 @@ class ResNetScratchTower(nn.Module):
 
     frozen = False
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: ResNetScratchSpec) -> None:
         super().__init__()
-        widths = [int(w) for w in spec.get("widths", [32, 64, 128])]
-        blocks = int(spec.get("blocks", 1))
-        self.grid = int(spec.get("grid", 7))
+        widths, blocks = list(spec.widths), spec.blocks
+        self.grid = spec.grid
         self.stem = nn.Sequential(
             nn.Conv2d(3, widths[0], 5, 2, 2, bias=False),
             nn.BatchNorm2d(widths[0]),

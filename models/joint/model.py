@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.joint.config import JointConfig
 from models.joint.reranker import CrossAttentionReranker
 from models.joint.towers import build_image_tower, build_text_tower
 
@@ -35,26 +36,23 @@ class JointModel(nn.Module):
     image_tower: Any  # towers differ by config; each has feature_dim, forward, forward_frozen/trainable
     text_tower: Any
 
-    def __init__(self, config: dict[str, Any], pretrained_towers: bool = True) -> None:
+    def __init__(self, config: JointConfig, pretrained_towers: bool = True) -> None:
         super().__init__()
         self.config = config
-        embed_dim = int(config["embed_dim"])
-        self.image_tower = build_image_tower(config["image_tower"], pretrained_towers)
-        self.text_tower = build_text_tower(config["text_tower"], pretrained_towers)
-        head = config.get("head", {})
-        hidden, dropout = int(head.get("hidden", 1024)), float(head.get("dropout", 0.1))
-        self.image_head = ProjectionHead(self.image_tower.feature_dim, embed_dim, hidden, dropout)
-        self.text_head = ProjectionHead(self.text_tower.feature_dim, embed_dim, hidden, dropout)
-        init_temperature = float(config.get("loss", {}).get("init_temperature", 0.07))
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.image_tower = build_image_tower(config.image_tower, pretrained_towers)
+        self.text_tower = build_text_tower(config.text_tower, pretrained_towers)
+        head = (config.embed_dim, config.head.hidden, config.head.dropout)
+        self.image_head = ProjectionHead(self.image_tower.feature_dim, *head)
+        self.text_head = ProjectionHead(self.text_tower.feature_dim, *head)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.loss.init_temperature)))
         self.reranker: CrossAttentionReranker | None = None
-        if config.get("reranker"):  # optional cross-attention re-ranker (models/joint/reranker.py)
+        if config.reranker is not None:  # optional cross-attention re-ranker (models/joint/reranker.py)
             dims = (self.text_tower.feature_dim, self.image_tower.feature_dim)
-            self.reranker = CrossAttentionReranker(*dims, config["reranker"])
+            self.reranker = CrossAttentionReranker(*dims, config.reranker)
 
     @property
     def embed_dim(self) -> int:
-        return int(self.config["embed_dim"])
+        return self.config.embed_dim
 
     def embed_image_features(self, features: torch.Tensor) -> torch.Tensor:
         """(batch, tower_dim) → (batch, embed_dim), unit length."""

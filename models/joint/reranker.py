@@ -4,19 +4,18 @@ a few attention layers per candidate, where the dual encoder costs one dot produ
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
+from models.joint.config import RerankerConfig
 from models.joint.text_towers import masked_mean
 
 
 class CrossAttentionReranker(nn.Module):
-    def __init__(self, text_dim: int, image_dim: int, spec: dict[str, Any]) -> None:
+    def __init__(self, text_dim: int, image_dim: int, spec: RerankerConfig) -> None:
         super().__init__()
-        dim, heads, layers = int(spec.get("dim", 256)), int(spec.get("heads", 4)), int(spec.get("layers", 2))
-        patches = int(spec.get("grid", 7)) ** 2
+        dim, heads = spec.dim, spec.heads
+        patches = spec.grid**2
         self.text_in = nn.Linear(text_dim, dim)
         self.image_in = nn.Linear(image_dim, dim)
         self.patch_position = nn.Parameter(torch.zeros(1, patches, dim))
@@ -26,12 +25,12 @@ class CrossAttentionReranker(nn.Module):
                 dim,
                 heads,
                 2 * dim,
-                float(spec.get("dropout", 0.1)),
+                spec.dropout,
                 "gelu",
                 batch_first=True,
                 norm_first=True,
             )
-            for _ in range(layers)
+            for _ in range(spec.layers)
         )
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
 

@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
+from models.joint.config import (
+    BagOfWordsSpec,
+    RecurrentSpec,
+    TextCNNSpec,
+    TokenTextSpec,
+    TokenTowerSpec,
+    TransformerSpec,
+)
 from models.joint.vocab import PAD_ID, Vocab
 
 
@@ -31,18 +38,17 @@ class TokenTextTower(nn.Module):
     frozen = False
     pooling = "mean"
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: TokenTowerSpec) -> None:
         super().__init__()
-        vocab = spec.get("vocab")
-        if not vocab:
+        if not spec.vocab:
             raise ValueError(
-                f"text tower {spec.get('type')!r} needs a vocabulary in its spec ('vocab': [...]); "
+                f"text tower {getattr(spec, 'type', '?')!r} needs a vocabulary in its spec ('vocab': [...]); "
                 "training builds it from the captions (models.joint.vocab.build_vocab)"
             )
-        self.vocab = Vocab(vocab)
-        self.max_tokens = int(spec.get("max_tokens", 32))
-        self.word_dropout = float(spec.get("word_dropout", 0.0))
-        self.word_dim = int(spec.get("word_dim", 300))
+        self.vocab = Vocab(spec.vocab)
+        self.max_tokens = spec.max_tokens
+        self.word_dropout = spec.word_dropout
+        self.word_dim = spec.word_dim
         self.embed = nn.Embedding(len(self.vocab), self.word_dim, padding_idx=PAD_ID)
 
     def _ids(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +73,7 @@ class TokenTextTower(nn.Module):
 class BagOfWordsTower(TokenTextTower):
     """Mean of learned word vectors."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: BagOfWordsSpec) -> None:
         super().__init__(spec)
         self.feature_dim = self.word_dim
 
@@ -77,12 +83,13 @@ class RecurrentTower(TokenTextTower):
 
     pooling = "max"
 
-    def __init__(self, spec: dict[str, Any], cell: str) -> None:
+    def __init__(self, spec: RecurrentSpec) -> None:
         super().__init__(spec)
-        hidden, layers = int(spec.get("hidden", 512)), int(spec.get("layers", 1))
-        rnn = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = rnn(self.word_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True)
-        self.feature_dim = 2 * hidden
+        rnn = nn.LSTM if spec.type == "bilstm" else nn.GRU
+        self.rnn = rnn(
+            self.word_dim, spec.hidden, num_layers=spec.layers, batch_first=True, bidirectional=True
+        )
+        self.feature_dim = 2 * spec.hidden
 
     def encode_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(1).cpu()
@@ -99,10 +106,9 @@ class TextCNNTower(TokenTextTower):
 
     pooling = "max"
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: TextCNNSpec) -> None:
         super().__init__(spec)
-        widths = [int(w) for w in spec.get("kernel_widths", [2, 3, 4, 5])]
-        channels = int(spec.get("channels", 256))
+        widths, channels = spec.kernel_widths, spec.channels
         self.convs = nn.ModuleList(nn.Conv1d(self.word_dim, channels, w, padding=w // 2) for w in widths)
         self.feature_dim = channels * len(widths)
 
@@ -116,21 +122,20 @@ class TextCNNTower(TokenTextTower):
 class TransformerTower(TokenTextTower):
     """A small pre-norm transformer encoder from random weights, with learned positions; mean-pooled."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: TransformerSpec) -> None:
         super().__init__(spec)
-        heads, layers = int(spec.get("heads", 4)), int(spec.get("layers", 2))
         self.position = nn.Parameter(torch.zeros(1, self.max_tokens, self.word_dim))
         nn.init.normal_(self.position, std=0.02)
         layer = nn.TransformerEncoderLayer(
             self.word_dim,
-            heads,
-            dim_feedforward=int(spec.get("ff_dim", 4 * self.word_dim)),
-            dropout=float(spec.get("dropout", 0.1)),
+            spec.heads,
+            dim_feedforward=spec.ff_dim if spec.ff_dim is not None else 4 * self.word_dim,
+            dropout=spec.dropout,
             activation="gelu",
             batch_first=True,
             norm_first=True,
         )
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(self.word_dim)
         self.feature_dim = self.word_dim
 
@@ -139,17 +144,11 @@ class TransformerTower(TokenTextTower):
         return self.norm(self.encoder(words, src_key_padding_mask=~mask))  # (batch, tokens, word_dim)
 
 
-TEXT_TOWERS = ("bow", "bilstm", "bigru", "textcnn", "transformer")
-
-
-def build_token_text_tower(spec: dict[str, Any]) -> TokenTextTower:
-    kind = spec.get("type")
-    if kind == "bow":
+def build_token_text_tower(spec: TokenTextSpec) -> TokenTextTower:
+    if isinstance(spec, BagOfWordsSpec):
         return BagOfWordsTower(spec)
-    if kind in ("bilstm", "bigru"):
-        return RecurrentTower(spec, "lstm" if kind == "bilstm" else "gru")
-    if kind == "textcnn":
+    if isinstance(spec, RecurrentSpec):
+        return RecurrentTower(spec)
+    if isinstance(spec, TextCNNSpec):
         return TextCNNTower(spec)
-    if kind == "transformer":
-        return TransformerTower(spec)
-    raise ValueError(f"unknown text tower {kind!r}; available: {list(TEXT_TOWERS)}")
+    return TransformerTower(spec)

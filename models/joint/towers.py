@@ -12,6 +12,9 @@ import timm
 import torch
 from torch import nn
 
+from models.joint.config import EfficientNetLite0Spec, ImageTowerSpec, MiniLMSpec, TextTowerSpec
+from models.joint.image_towers import ResNetScratchTower
+from models.joint.text_towers import build_token_text_tower
 from models.pretrained import load_efficientnet_lite0, minilm_dir
 
 
@@ -170,30 +173,13 @@ class MiniLMTower(nn.Module):
         return hidden
 
 
-def build_image_tower(spec: dict[str, Any], pretrained: bool = True) -> nn.Module:
-    kind = spec.get("type")
-    if kind == "efficientnet_lite0":
-        return EfficientNetLite0Tower(
-            pretrained, int(spec.get("trainable_blocks", 0)), int(spec.get("finetune_blocks", 0))
-        )
-    if kind == "resnet_scratch":  # joint model zoo (issue 3)
-        from models.joint.image_towers import ResNetScratchTower
-
-        return ResNetScratchTower(spec)
-    raise ValueError(f"unknown image tower {kind!r}; available: ['efficientnet_lite0', 'resnet_scratch']")
+def build_image_tower(spec: ImageTowerSpec, pretrained: bool = True) -> nn.Module:
+    if isinstance(spec, EfficientNetLite0Spec):
+        return EfficientNetLite0Tower(pretrained, spec.trainable_blocks, spec.finetune_blocks)
+    return ResNetScratchTower(spec)
 
 
-def build_text_tower(spec: dict[str, Any], pretrained: bool = True) -> nn.Module:
-    kind = spec.get("type")
-    if kind == "minilm":
-        return MiniLMTower(
-            pretrained,
-            bool(spec.get("trainable", False)),
-            int(spec.get("max_tokens", 64)),
-            int(spec.get("finetune_layers", 0)),
-        )
-    from models.joint.text_towers import TEXT_TOWERS, build_token_text_tower  # joint model zoo (issue 3)
-
-    if kind in TEXT_TOWERS:
-        return build_token_text_tower(spec)
-    raise ValueError(f"unknown text tower {kind!r}; available: {['minilm', *TEXT_TOWERS]}")
+def build_text_tower(spec: TextTowerSpec, pretrained: bool = True) -> nn.Module:
+    if isinstance(spec, MiniLMSpec):
+        return MiniLMTower(pretrained, spec.trainable, spec.max_tokens, spec.finetune_layers)
+    return build_token_text_tower(spec)

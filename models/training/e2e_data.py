@@ -5,33 +5,29 @@ more loader workers, sees exactly the same batches."""
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from models.encoder import PreprocessConfig
 from models.images import decode_photo
-from models.joint.text_towers import TEXT_TOWERS
+from models.joint.config import JointConfig, MiniLMSpec
 from models.joint.vocab import build_vocab
+from models.preprocess import PreprocessConfig
 from models.training.data import CaptionedPhoto
 
 
-def with_vocab(config: dict[str, Any], photos: list[CaptionedPhoto]) -> dict[str, Any]:
+def with_vocab(config: JointConfig, photos: list[CaptionedPhoto]) -> JointConfig:
     """The config with a vocabulary built from these (training) photos' captions, if its text tower needs
     one and has none yet; the vocabulary then travels with the checkpoint."""
-    spec = config["text_tower"]
-    if spec.get("type") not in TEXT_TOWERS or spec.get("vocab"):
+    spec = config.text_tower
+    if isinstance(spec, MiniLMSpec) or spec.vocab:
         return config
-    config = copy.deepcopy(config)
-    texts = [c for p in photos for c in p.captions]
-    config["text_tower"]["vocab"] = build_vocab(texts, int(spec.get("min_count", 2)))
-    return config
+    vocab = build_vocab([c for p in photos for c in p.captions], spec.min_count)
+    return config.replace(text_tower=spec.model_copy(update={"vocab": tuple(vocab)}))
 
 
 def random_resized_crop(

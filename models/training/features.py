@@ -21,8 +21,9 @@ from PIL import Image
 from rich.progress import Progress
 from torch import nn
 
-from models.encoder import PreprocessConfig
 from models.loading import iterate_photo_batches
+from models.preprocess import PreprocessConfig
+from models.schema import StrictConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def image_features(
     preprocess: PreprocessConfig,
     paths: Sequence[Path],
     *,
-    spec: dict[str, Any],
+    spec: StrictConfig,
     cache_dir: Path,
     views: Sequence[str] = ("original",),
     device: torch.device,
@@ -83,7 +84,7 @@ def image_features(
 
     crop_seed: which random crops the "crop" views take; another seed gives a further stage of
     training views it has not seen. Views without randomness are the same for every seed."""
-    key: dict[str, Any] = {"tower": spec, "preprocess": preprocess.to_dict(), "views": list(views)}
+    key: dict[str, Any] = {"tower": spec.to_json(), "preprocess": preprocess.to_dict(), "views": list(views)}
     if not any(view in RANDOM_VIEWS for view in views):
         crop_seed = 0
     if crop_seed:  # seed 0 keeps the cache keys written before seeds were a choice
@@ -143,14 +144,14 @@ def text_features(
     tower: nn.Module,
     texts: Sequence[str],
     *,
-    spec: dict[str, Any],
+    spec: StrictConfig,
     cache_dir: Path,
     device: torch.device,
     batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """→ (len(texts), dim) pooled vectors and None, or for a partly fine-tuned tower the hidden
     states below its tuned layers (len(texts), T, dim) float16 and their token mask (len(texts), T)."""
-    path = _cache_path(cache_dir, "text", {"tower": spec}, texts)
+    path = _cache_path(cache_dir, "text", {"tower": spec.to_json()}, texts)
     mask_path = path.with_suffix(".mask.npy")
     if path.is_file():
         return np.load(path, mmap_mode="r"), (np.load(mask_path) if mask_path.is_file() else None)

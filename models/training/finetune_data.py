@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from models.clip.encoder import ClipEncoder
 from models.clip.factory import Tokenizer
-from models.encoder import PreprocessConfig
 from models.errors import InvalidInputError
 from models.images import decode_photo
+from models.preprocess import PreprocessConfig
 from models.runtime import resolve_device
 from models.training.data import CaptionedPhoto
 

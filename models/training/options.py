@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.joint.config import JointConfig
 from models.training.evaluate import RetrievalReport
 from models.training.resume import EpochLog
 
@@ -28,9 +29,10 @@ class TrainOptions:
     crop_seed: int = 0  # which random crops the cached "crop" views are (another seed: fresh views)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], **overrides: Any) -> TrainOptions:
-        values = {k: v for k, v in config.get("train", {}).items() if k in cls.__dataclass_fields__}
-        values["loss"] = config.get("loss", {}).get("type", "infonce")
+    def from_config(cls, config: JointConfig, **overrides: Any) -> TrainOptions:
+        """The config's "train" and loss settings, with the overrides that are not None on top."""
+        values = config.train.model_dump(include=set(cls.__dataclass_fields__))
+        values["loss"] = config.loss.type
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from models.encoder import PreprocessConfig
+from models.joint.config import JointConfig
 from models.joint.model import JointModel
 from models.loading import iterate_photo_batches
+from models.preprocess import PreprocessConfig
 from models.training.data import CaptionedPhoto
 from models.training.evaluate import RetrievalReport, retrieval_report
 
@@ -114,17 +115,18 @@ def _rerank_step(
 
 def train_reranker(
     model: JointModel,
-    config: dict[str, Any],
+    config: JointConfig,
     train_photos: list[CaptionedPhoto],
     val_photos: list[CaptionedPhoto],
     opts: Any,
 ) -> dict[str, Any]:
     """Train model.reranker in place on hard negatives; → info with val figures without and with it."""
     assert model.reranker is not None
-    spec, device, started = config["reranker"], torch.device(opts.device), time.perf_counter()
-    top_n, negatives = int(spec.get("top_n", 10)), int(spec.get("negatives", 7))
-    preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
-    photos = train_photos[: int(spec.get("train_photos", 2000))]
+    assert config.reranker is not None
+    spec, device, started = config.reranker, torch.device(opts.device), time.perf_counter()
+    top_n, negatives = spec.top_n, spec.negatives
+    preprocess = config.preprocess
+    photos = train_photos[: spec.train_photos]
     top_n = min(top_n, len(photos) - 1)  # tiny sets: never more candidates than wrong photos
     negatives = min(negatives, top_n)
     grids = image_grids(model, preprocess, [p.path for p in photos], device, opts.workers)
@@ -136,14 +138,14 @@ def train_reranker(
     params = list(model.reranker.parameters())
     for param in params:
         param.requires_grad = True
-    optimizer = torch.optim.AdamW(params, lr=float(spec.get("lr", 3e-4)), weight_decay=opts.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=opts.weight_decay)
     generator = torch.Generator().manual_seed(opts.seed)
     losses = []
-    for epoch in range(int(spec.get("epochs", 4))):
+    for epoch in range(spec.epochs):
         model.reranker.train()
-        order = torch.randperm(len(texts), generator=generator)[: int(spec.get("captions_per_epoch", 4000))]
-        for start in range(0, len(order), int(spec.get("batch_size", 32))):
-            rows = order[start : start + int(spec.get("batch_size", 32))]
+        order = torch.randperm(len(texts), generator=generator)[: spec.captions_per_epoch]
+        for start in range(0, len(order), spec.batch_size):
+            rows = order[start : start + spec.batch_size]
             cands = torch.stack([_candidates(int(r), ranked[r], owners, negatives, generator) for r in rows])
             loss = _rerank_step(model, grids, [texts[int(r)] for r in rows], cands, device)
             optimizer.zero_grad(set_to_none=True)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
+from models.joint.config import JointConfig
 from models.training.evaluate import RetrievalReport
 
 log = logging.getLogger(__name__)
@@ -66,15 +67,17 @@ def load_resume(path: Path) -> dict[str, Any]:
 
 
 def start_run(
-    config: dict[str, Any], seed: int, resume: Path | None
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    config: JointConfig, seed: int, resume: Path | None
+) -> tuple[dict[str, Any] | None, JointConfig]:
     """Seed every RNG; when resuming, load the resume file and carry on with the config it saved.
     → (the saved run or None, the config to train)."""
     saved = load_resume(resume) if resume else None
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return saved, saved["config"] if saved else config
+    if saved is None or resume is None:
+        return None, config
+    return saved, JointConfig.parse(saved["config"], f"{resume} (the config it trains)")
 
 
 def init_from_checkpoint(model: torch.nn.Module, path: Path) -> None:
@@ -94,7 +97,7 @@ class EpochKeeper:
     def __init__(
         self,
         out: Path,
-        config: dict[str, Any],
+        config: JointConfig,
         model: torch.nn.Module,
         optimizer: Any,
         scheduler: Any,
@@ -174,7 +177,7 @@ class EpochKeeper:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "epoch": epoch,
-            "config": self.config,
+            "config": self.config.to_json(),
             "finished": self.stopped,
             "model": {k: v.detach().cpu() for k, v in self.model.checkpoint_state().items()},  # type: ignore[operator]
             "optimizer": self.optimizer.state_dict(),

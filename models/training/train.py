@@ -14,13 +14,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from models.checkpoint import save_checkpoint
-from models.encoder import PreprocessConfig
+from models.joint.config import JointConfig
 from models.joint.model import JointModel
 from models.training.calibrate import calibrate_after_training
 from models.training.data import CaptionedPhoto, load_captioned_photos
@@ -53,15 +52,15 @@ def _features(
     photos: list[CaptionedPhoto],
     views: tuple[str, ...],
     opts: TrainOptions,
-    config: dict[str, Any],
+    config: JointConfig,
 ) -> _Features:
     device = torch.device(opts.device)
-    preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
+    preprocess = config.preprocess
     images = image_features(
         model.image_tower,
         preprocess,
         [p.path for p in photos],
-        spec=config["image_tower"],
+        spec=config.image_tower,
         cache_dir=opts.cache_dir,
         views=views,
         device=device,
@@ -76,7 +75,7 @@ def _features(
         texts.extend(photo.captions)
         owner.extend([index] * len(photo.captions))
     text, mask = text_features(
-        model.text_tower, texts, spec=config["text_tower"], cache_dir=opts.cache_dir, device=device
+        model.text_tower, texts, spec=config.text_tower, cache_dir=opts.cache_dir, device=device
     )
     return _Features(
         torch.from_numpy(np.ascontiguousarray(images)),
@@ -124,7 +123,7 @@ def _optimizer(model: JointModel, opts: TrainOptions, tower_lr_scale: float) -> 
 
 
 def train_joint(
-    config: dict[str, Any],
+    config: JointConfig,
     data: Path,
     out: Path,
     opts: TrainOptions,
@@ -143,10 +142,9 @@ def train_joint(
     model = JointModel(config)
     if opts.init is not None and saved is None:
         init_from_checkpoint(model, opts.init)
-    train_views = tuple(config.get("train", {}).get("views", ("original", "hflip")))
-    train = _features(model, load_captioned_photos(data, "train"), train_views, opts, config)
+    train = _features(model, load_captioned_photos(data, "train"), config.train.views, opts, config)
     val = _features(model, load_captioned_photos(data, "val"), ("original",), opts, config)
-    optimizer = _optimizer(model, opts, float(config.get("train", {}).get("tower_lr_scale", 0.1)))
+    optimizer = _optimizer(model, opts, config.train.tower_lr_scale)
     n_photos = train.images.shape[1]
     steps_per_epoch = math.ceil(n_photos / opts.batch_size)
     total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
@@ -190,5 +188,5 @@ def train_joint(
     calibrate_after_training(out, data, config, opts.device)  # test-time settings, query bank
     from models.training.plots import plot_training_curves
 
-    plot_training_curves(history, out.with_suffix(".png"), title=str(config.get("name", out.stem)))
+    plot_training_curves(history, out.with_suffix(".png"), title=config.name or out.stem)
     return TrainResult(out, best_epoch, report, history, seconds)

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from models.checkpoint import save_checkpoint
-from models.encoder import PreprocessConfig
+from models.joint.config import JointConfig, MiniLMSpec, ResNetScratchSpec
 from models.joint.model import JointModel
+from models.preprocess import PreprocessConfig
 from models.training.calibrate import calibrate_after_training
 from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
@@ -43,12 +44,12 @@ class _Images:
     def __init__(
         self,
         model: JointModel,
-        config: dict[str, Any],
+        config: JointConfig,
         opts: TrainOptions,
         data_photos: dict[str, list[CaptionedPhoto]],
     ) -> None:
         self.model, self.device = model, torch.device(opts.device)
-        self.preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
+        self.preprocess = config.preprocess
         self.frozen = bool(getattr(model.image_tower, "frozen", False))
         self.cached: dict[str, torch.Tensor] = {}
         if self.frozen:
@@ -58,7 +59,7 @@ class _Images:
                     model.image_tower,
                     self.preprocess,
                     [p.path for p in photos],
-                    spec=config["image_tower"],
+                    spec=config.image_tower,
                     cache_dir=opts.cache_dir,
                     views=views,
                     device=self.device,
@@ -111,7 +112,7 @@ def _schedule(steps_per_epoch: int, opts: TrainOptions) -> Callable[[int], float
 
 
 def train_e2e(
-    config: dict[str, Any],
+    config: JointConfig,
     data: Path,
     out: Path,
     opts: TrainOptions,
@@ -133,7 +134,7 @@ def train_e2e(
         init_from_checkpoint(model, opts.init)
     model = model.to(device)
     images = _Images(model, config, opts, {"train": train_photos, "val": val_photos})
-    objective = str(config.get("loss", {}).get("objective", "pairs"))
+    objective = config.loss.objective
     dataset = TrainPhotos(
         train_photos,
         images.dataset_preprocess(),
@@ -165,7 +166,7 @@ def train_e2e(
 
 
 def _finish(
-    config: dict[str, Any],
+    config: JointConfig,
     model: JointModel,
     best: tuple[int, dict[str, torch.Tensor], RetrievalReport],
     history: list[EpochLog],
@@ -195,18 +196,12 @@ def _finish(
     calibrate_after_training(out, data, config, opts.device)  # test-time settings, query bank
     from models.training.plots import plot_training_curves
 
-    plot_training_curves(history, out.with_suffix(".png"), title=str(config.get("name", out.stem)))
+    plot_training_curves(history, out.with_suffix(".png"), title=config.name or out.stem)
     return TrainResult(out, best_epoch, report, history, seconds)
 
 
-def has_trainable_tower(config: dict[str, Any]) -> bool:
+def has_trainable_tower(config: JointConfig) -> bool:
     """True when a tower learns (from-scratch types, unfrozen pretrained blocks): train end to end."""
-    from models.joint.text_towers import TEXT_TOWERS
-
-    image, text = config["image_tower"], config["text_tower"]
-    return bool(
-        image.get("type") == "resnet_scratch"
-        or image.get("trainable_blocks")
-        or text.get("type") in TEXT_TOWERS
-        or text.get("trainable")
-    )
+    image, text = config.image_tower, config.text_tower
+    trainable_image = isinstance(image, ResNetScratchSpec) or bool(image.trainable_blocks)
+    return trainable_image or not isinstance(text, MiniLMSpec) or text.trainable

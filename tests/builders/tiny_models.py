@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from models.joint.config import JointConfig
 from models.training.options import TrainOptions
 
 TINY_CNN = {"type": "resnet_scratch", "widths": [8, 16, 32], "blocks": 1}
@@ -24,8 +25,9 @@ TEXT_SPECS: dict[str, dict[str, Any]] = {
 }
 
 
-def tiny_config(text: str, **extra: Any) -> dict[str, Any]:
-    return {
+def tiny_config(text: str, **extra: Any) -> JointConfig:
+    """A tiny joint config with a scratch CNN and the given text tower; extra: further config keys."""
+    data = {
         "family": "joint",
         "name": f"tiny-{text}",
         "embed_dim": 32,
@@ -42,6 +44,7 @@ def tiny_config(text: str, **extra: Any) -> dict[str, Any]:
         "loss": {"type": "infonce", "init_temperature": 0.07},
         **extra,
     }
+    return JointConfig.parse(data, f"tiny_config({text!r})")
 
 
 def tiny_options(tmp: Path, epochs: int = 3) -> TrainOptions:

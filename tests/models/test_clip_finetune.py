@@ -70,7 +70,7 @@ def test_loss_falls_and_checkpoint_serves(tmp_path: Path, base: Path) -> None:
     assert out.with_suffix(".png").is_file()
 
     checkpoint = load_checkpoint(out)
-    assert checkpoint.config["family"] == "clip"
+    assert checkpoint.config.family == "clip"
     assert checkpoint.info["epoch"] == result.best_epoch
     tuned = create_encoder(str(out), device="cpu")
     original = create_encoder(str(base), device="cpu")

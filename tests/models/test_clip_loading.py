@@ -47,7 +47,7 @@ def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A registry whose config folder holds clip-tiny.json, with empty checkpoint and HF cache folders."""
     configs = tmp_path / "configs"
     configs.mkdir()
-    (configs / "clip-tiny.json").write_text(json.dumps(tiny_clip_config(hf_repo=REPO)))
+    (configs / "clip-tiny.json").write_text(json.dumps(tiny_clip_config(hf_repo=REPO).to_json()))
     monkeypatch.setattr(registry, "CONFIG_DIR", configs)
     monkeypatch.setattr(registry, "BUNDLED_CHECKPOINT_DIR", tmp_path / "bundled")
     monkeypatch.setenv("PHOTOSEARCH_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))

@@ -16,6 +16,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, XLMRobertaConfig
 
+from models.clip.config import ClipConfig
 from models.clip.encoder import ClipEncoder, random_clip_encoder
 from models.clip.export import save_clip_checkpoint, write_local_dir
 from models.clip.tiny import TINY_MODEL_CFG
@@ -59,7 +60,7 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def multilingual_config() -> dict:
+def multilingual_config() -> ClipConfig:
     model_cfg = copy.deepcopy(TINY_MODEL_CFG)
     model_cfg["text_cfg"] = {
         "hf_model_name": TEXT_REPO,
@@ -67,7 +68,7 @@ def multilingual_config() -> dict:
         "hf_pooler_type": "mean_pooler",
         "context_length": 16,
     }
-    return {"family": "clip", "name": "clip-tiny-xlmr", "architecture": None, "model_cfg": model_cfg}
+    return ClipConfig(family="clip", name="clip-tiny-xlmr", model_cfg=model_cfg)
 
 
 def test_hf_text_tower_loads_from_local_files(hub: Path, tmp_path: Path) -> None:

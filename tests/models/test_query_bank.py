@@ -10,8 +10,9 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
+from models.joint.config import QueryBankConfig, ServingConfig
 from models.query_bank import QueryBank, attach_query_bank
-from models.registry import create_encoder, find_checkpoint, load_model_config
+from models.registry import create_encoder, find_checkpoint, load_joint_config
 from models.training.calibrate import calibrate_checkpoint
 from models.training.evaluate import encoder_reports, retrieval_report
 from tests.builders.databases import run_migration
@@ -50,7 +51,7 @@ def test_an_outlier_is_not_promoted_below_the_floor() -> None:
     assert bank.photo_offsets(outlier)[0] == pytest.approx(0.5 * bank.photo_floor, abs=1e-6)
     typical = images[:20]
     assert np.all(bank.photo_offsets(typical) >= 0.5 * bank.photo_floor - 1e-6)
-    restored = QueryBank(images, texts, **{k: v for k, v in bank.settings().items() if k in ("k", "beta")})
+    restored = QueryBank(images, texts, bank.settings().k, bank.settings().beta)
     assert restored.settings() == bank.settings()  # floors are a function of the bank, and travel with it
 
 
@@ -76,14 +77,14 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
     """A copy of the shipped joint-frozen checkpoint, calibrated on a small captioned set."""
     base = tmp_path_factory.mktemp("calibrate")
     data = captioned_subset(base / "data", train=20, val=8)
-    original = find_checkpoint("joint-frozen", load_model_config("joint-frozen"))
+    original = find_checkpoint("joint-frozen", load_joint_config("joint-frozen"))
     path = base / "frozen.safetensors"
     shutil.copy(original, path)
     calibrate_checkpoint(
         path,
         data,
-        test_time={"image_size": 256, "hflip": True},
-        bank_options={"photos": 16, "captions": 40, "k": 5, "beta": 0.5},
+        test_time=ServingConfig(image_size=256, hflip=True),
+        bank_options=QueryBankConfig(photos=16, captions=40, k=5, beta=0.5),
         device="cpu",
     )
     return path, original, data
@@ -102,8 +103,9 @@ def test_calibrated_checkpoint_carries_its_bank_and_test_time(calibrated: tuple[
     assert (bank.k, bank.beta) == (5, 0.5)
     from models.checkpoint import read_checkpoint_config
 
-    stored = read_checkpoint_config(path)["query_bank"]  # floors are written with the bank, not recomputed
-    assert stored["photo_floor"] == pytest.approx(bank.photo_floor) and -1 < stored["caption_floor"] < 1
+    stored = read_checkpoint_config(path).query_bank  # floors are written with the bank, not recomputed
+    assert stored is not None and stored.caption_floor is not None
+    assert stored.photo_floor == pytest.approx(bank.photo_floor) and -1 < stored.caption_floor < 1
     assert np.linalg.norm(bank.images, axis=1) == pytest.approx(np.ones(16), abs=2e-3)  # float16 in the file
     photo = Image.open(SHARED / shared_rows("val", 1)[0]["image"]).convert("RGB")
     both = encoder.encode_images([photo, ImageOps.mirror(photo)])
@@ -131,7 +133,8 @@ def test_a_bank_can_be_dropped_and_a_bad_checkpoint_is_refused(
     from models.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(broken)
-    save_checkpoint(broken, config={**ckpt.config, "query_bank": {"k": 5}}, state_dict=ckpt.state_dict)
+    named = ckpt.config.replace(query_bank=QueryBankConfig(k=5))
+    save_checkpoint(broken, config=named, state_dict=ckpt.state_dict)
     with pytest.raises(ValueError, match="lacks tensors query_bank"):
         create_encoder(str(broken), device="cpu")
 
@@ -146,7 +149,7 @@ def test_calibrate_command_says_what_is_wrong(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a safetensors file" in result.output
     result = runner.invoke(app, ["calibrate", str(tmp_path / "missing.safetensors")])
     assert result.exit_code == 2 and "not found" in result.output
-    original = find_checkpoint("joint-frozen", load_model_config("joint-frozen"))
+    original = find_checkpoint("joint-frozen", load_joint_config("joint-frozen"))
     copy = tmp_path / "frozen.safetensors"
     shutil.copy(original, copy)
     result = runner.invoke(app, ["calibrate", str(copy), "--image-size", "5"])
@@ -167,7 +170,7 @@ def test_further_resolutions_are_averaged_in_from_the_same_pixels(tmp_path: Path
     from cli.main import app
 
     copy = tmp_path / "frozen.safetensors"
-    shutil.copy(find_checkpoint("joint-frozen", load_model_config("joint-frozen")), copy)
+    shutil.copy(find_checkpoint("joint-frozen", load_joint_config("joint-frozen")), copy)
     runner = CliRunner()
     args = ["calibrate", str(copy), "--image-size", "256", "--hflip", "--bank-photos", "0"]
     result = runner.invoke(app, [*args, "--extra-size", "224"])

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.registry import create_encoder, load_model_config
+from models.joint.config import JointConfig, QueryBankConfig, ServingConfig
+from models.registry import create_encoder, load_joint_config
 from models.training.evaluate import retrieval_report
 from models.training.losses import LOSSES, contrastive_loss
 from models.training.options import TrainOptions
@@ -43,7 +44,7 @@ def test_each_loss_prefers_matched_pairs(kind: str) -> None:
 
 
 def test_train_writes_a_checkpoint_that_serves(small_data: Path, tmp_path: Path) -> None:
-    config = load_model_config("joint-frozen")
+    config = load_joint_config("joint-frozen")
     opts = TrainOptions.from_config(
         config,
         epochs=6,
@@ -84,9 +85,11 @@ def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_pat
     from models.checkpoint import load_checkpoint
     from models.joint.model import JointModel
 
-    config = load_model_config("joint-default")
-    config["train"]["views"] = ["original", "crop1"]
-    del config["test_time"], config["query_bank"]  # served as trained (tests/test_query_bank.py: both)
+    # served as trained (tests/models/test_query_bank.py: test-time settings and the bank)
+    data = load_joint_config("joint-default").to_json()
+    data["train"]["views"] = ["original", "crop1"]
+    del data["test_time"], data["query_bank"]
+    config = JointConfig.parse(data, "joint-default, two views")
     opts = TrainOptions.from_config(
         config,
         epochs=3,
@@ -100,7 +103,7 @@ def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_pat
     result = train_joint(config, small_data, out, opts)
     assert result.history[-1].loss < result.history[0].loss
     state = load_checkpoint(out).state_dict
-    first = 7 - config["image_tower"]["finetune_blocks"]  # the lowest tuned of EfficientNet's 7 blocks
+    first = 7 - config.image_tower.finetune_blocks  # the lowest tuned of EfficientNet's 7 blocks
     assert any(k.startswith(f"image_tower.net.blocks.{first}.") for k in state)
     assert not any(k.startswith(f"image_tower.net.blocks.{first - 1}.") for k in state)
     assert any("encoder.layer.5." in k for k in state) and not any("embeddings" in k for k in state)
@@ -122,7 +125,7 @@ def test_cached_training_resumes_exactly_where_it_stopped(small_data: Path, tmp_
 
     from models.training.resume import resume_path
 
-    config = load_model_config("joint-frozen")
+    config = load_joint_config("joint-frozen")
     opts = TrainOptions.from_config(
         config, epochs=3, batch_size=32, patience=10, device="cpu", cache_dir=tmp_path / "cache"
     )
@@ -142,9 +145,11 @@ def test_cached_training_resumes_exactly_where_it_stopped(small_data: Path, tmp_
 def test_training_ends_with_the_test_time_settings_and_query_bank_its_config_asks_for(
     small_data: Path, tmp_path: Path
 ) -> None:
-    config = load_model_config("joint-frozen")
-    config["test_time"] = {"image_size": 240, "hflip": True}
-    config["query_bank"] = {"photos": 40, "captions": 100, "k": 10, "beta": 0.5}
+    config = load_joint_config("joint-frozen")
+    config = config.replace(
+        test_time=ServingConfig(image_size=240, hflip=True),
+        query_bank=QueryBankConfig(photos=40, captions=100, k=10, beta=0.5),
+    )
     opts = TrainOptions.from_config(config, epochs=2, batch_size=32, device="cpu", cache_dir=tmp_path / "c")
     out = tmp_path / "banked.safetensors"
     train_joint(config, small_data, out, opts)
@@ -160,7 +165,7 @@ def test_training_ends_with_the_test_time_settings_and_query_bank_its_config_ask
 
 def test_training_can_start_from_a_trained_checkpoint(small_data: Path, tmp_path: Path) -> None:
     """--init: the run starts where the given checkpoint ended (its first val figures are that model's)."""
-    config = load_model_config("joint-frozen")
+    config = load_joint_config("joint-frozen")
     opts = TrainOptions.from_config(
         config, epochs=4, batch_size=32, device="cpu", cache_dir=tmp_path / "c", warmup_epochs=1
     )
@@ -175,7 +180,7 @@ def test_training_can_start_from_a_trained_checkpoint(small_data: Path, tmp_path
     assert continued.report.rsum == pytest.approx(first.report.rsum, abs=2.0)
     assert fresh.report.rsum < first.report.rsum - 20  # a fresh start with lr ~0 knows nothing yet
     with pytest.raises(ValueError, match="does not fit this model config"):
-        other = load_model_config("joint-default")
+        other = load_joint_config("joint-default")
         train_joint(other, small_data, tmp_path / "x.safetensors", again)
 
 
@@ -184,15 +189,14 @@ def test_another_crop_seed_gives_unseen_crop_views(small_data: Path, tmp_path: P
     and each seed's views are cached apart (seed 0 keeps the cache files of before)."""
     import torch
 
-    from models.encoder import PreprocessConfig
     from models.joint.model import JointModel
     from models.training.data import load_captioned_photos
     from models.training.features import image_features
 
-    config = load_model_config("joint-frozen")
+    config = load_joint_config("joint-frozen")
     tower = JointModel(config).image_tower
     paths = [p.path for p in load_captioned_photos(small_data, "train")[:6]]
-    preprocess = PreprocessConfig.from_dict(config["preprocess"])
+    preprocess = config.preprocess
 
     def views(seed: int, names: tuple[str, ...] = ("original", "crop1")) -> np.ndarray:
         return np.array(
@@ -200,7 +204,7 @@ def test_another_crop_seed_gives_unseen_crop_views(small_data: Path, tmp_path: P
                 tower,
                 preprocess,
                 paths,
-                spec=config["image_tower"],
+                spec=config.image_tower,
                 cache_dir=tmp_path / "cache",
                 views=names,
                 device=torch.device("cpu"),

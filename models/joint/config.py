@@ -1,0 +1,166 @@
+"""The joint family's config: models/configs/joint-*.json and the copy a checkpoint carries.
+
+Each section is a frozen pydantic model that rejects unknown keys (models/schema.py); towers are chosen
+by their "type" and each type takes its own options. Defaults are the values the code always used when
+a key was absent, so every shipped config and checkpoint means what it meant before."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from models.preprocess import PreprocessConfig
+from models.schema import StrictConfig
+
+# Training views of a photo (models/training/features.py): itself, mirrored, random resized crops.
+ViewName = Literal["original", "hflip", "crop1", "crop2", "crop3"]
+LossName = Literal["infonce", "vse_hardest", "triplet_shifted", "cosine"]
+
+
+class EfficientNetLite0Spec(StrictConfig):
+    """Pretrained EfficientNet-Lite0; `finetune_blocks` top blocks train on cached lower outputs,
+    `trainable_blocks` top blocks train from pixels."""
+
+    type: Literal["efficientnet_lite0"]
+    trainable_blocks: int = 0
+    finetune_blocks: int = 0
+
+
+class ResNetScratchSpec(StrictConfig):
+    """A small residual CNN from random weights (models/joint/image_towers.py)."""
+
+    type: Literal["resnet_scratch"]
+    widths: tuple[int, ...] = (32, 64, 128)
+    blocks: int = 1
+    grid: int = 7
+
+
+ImageTowerSpec = Annotated[EfficientNetLite0Spec | ResNetScratchSpec, Field(discriminator="type")]
+
+
+class MiniLMSpec(StrictConfig):
+    """The pretrained MiniLM sentence encoder; `finetune_layers` top layers train on cached states."""
+
+    type: Literal["minilm"]
+    trainable: bool = False
+    max_tokens: int = 64
+    finetune_layers: int = 0
+
+
+class TokenTowerSpec(StrictConfig):
+    """What every text tower over a caption vocabulary shares (models/joint/text_towers.py)."""
+
+    max_tokens: int = 32
+    word_dropout: float = 0.0
+    word_dim: int = 300
+    min_count: int = 2  # words seen fewer times in the training captions are <unk>
+    vocab: tuple[str, ...] | None = None  # built by training, then travels in the checkpoint
+
+
+class BagOfWordsSpec(TokenTowerSpec):
+    type: Literal["bow"]
+
+
+class RecurrentSpec(TokenTowerSpec):
+    type: Literal["bilstm", "bigru"]
+    hidden: int = 512
+    layers: int = 1
+
+
+class TextCNNSpec(TokenTowerSpec):
+    type: Literal["textcnn"]
+    kernel_widths: tuple[int, ...] = (2, 3, 4, 5)
+    channels: int = 256
+
+
+class TransformerSpec(TokenTowerSpec):
+    type: Literal["transformer"]
+    heads: int = 4
+    layers: int = 2
+    ff_dim: int | None = None  # None: 4 × word_dim
+    dropout: float = 0.1
+
+
+TokenTextSpec = BagOfWordsSpec | RecurrentSpec | TextCNNSpec | TransformerSpec
+TextTowerSpec = Annotated[
+    MiniLMSpec | BagOfWordsSpec | RecurrentSpec | TextCNNSpec | TransformerSpec, Field(discriminator="type")
+]
+
+
+class HeadConfig(StrictConfig):
+    hidden: int = 1024
+    dropout: float = 0.1
+
+
+class LossConfig(StrictConfig):
+    type: LossName = "infonce"
+    # "pairs": photo–caption pairs; "captions": captions of one photo come together (caption-only retrieval)
+    objective: Literal["pairs", "captions"] = "pairs"
+    init_temperature: float = 0.07
+
+
+class TrainConfig(StrictConfig):
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    patience: int = 6
+    tower_lr_scale: float = 0.1  # pretrained layers being fine-tuned learn at lr × this
+    views: tuple[ViewName, ...] = ("original", "hflip")
+
+
+class ServingConfig(StrictConfig):
+    """The "test_time" section: how photos are embedded once trained (models/joint/encoder.py);
+    training always uses "preprocess"."""
+
+    image_size: int | None = None  # None: the training resolution
+    extra_sizes: tuple[int, ...] = ()
+    hflip: bool = False
+
+
+class QueryBankConfig(StrictConfig):
+    """In a model config: the bank to build after training. In a checkpoint: the bank it holds."""
+
+    photos: int = 2000
+    captions: int = 5000
+    k: int = 50
+    beta: float = 0.5
+    photo_floor: float | None = None
+    caption_floor: float | None = None
+    source: str | None = None  # which data the bank was drawn from
+
+
+class RerankerConfig(StrictConfig):
+    """The cross-attention re-ranker (models/joint/reranker.py) and how it is trained."""
+
+    dim: int = 256
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.1
+    grid: int = 7
+    top_n: int = 10
+    negatives: int = 7
+    train_photos: int = 2000
+    captions_per_epoch: int = 4000
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 3e-4
+
+
+class JointConfig(StrictConfig):
+    family: Literal["joint"]
+    name: str | None = None
+    description: str = ""
+    embed_dim: int
+    image_tower: ImageTowerSpec
+    text_tower: TextTowerSpec
+    head: HeadConfig = HeadConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    checkpoint: str | None = None  # weights file name in the checkpoint folders (default: <name>.safetensors)
+    test_time: ServingConfig | None = None
+    query_bank: QueryBankConfig | None = None
+    reranker: RerankerConfig | None = None
