@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.core.config import Settings
 from app.services.index_cache import IndexCache
 from app.storage.db import make_engine, migrate, session_factory
-from app.storage.tables import Photo
+from app.storage.tables import Photo, PhotoTag
 from indexer.inputs import read_captions_file
 from indexer.labels import LabelOptions
 from indexer.pipeline import IndexReport, index_folder
@@ -66,3 +66,12 @@ def served_ids(settings: Settings, encoder: Encoder, kind: str = "photos") -> se
 
 def photo_ids_by_path(settings: Settings) -> dict[str, int]:
     return {row.path: row.id for row in table(settings, Photo)}
+
+
+def tags_by_path(settings: Settings) -> dict[str, set[str]]:
+    """Every photo's path → its tag names (empty for an untagged photo)."""
+    tags: dict[str, set[str]] = {row.path: set() for row in table(settings, Photo)}
+    paths = {row.id: row.path for row in table(settings, Photo)}
+    for tag in table(settings, PhotoTag):
+        tags[paths[tag.photo_id]].add(tag.tag)
+    return tags

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from app.core.config import get_settings
@@ -92,3 +94,43 @@ def test_a_finetuned_checkpoint_indexes_and_answers(env: None, photo_folder: Pat
         line for line in answered.output.splitlines() if line.strip().startswith(("│ 1 ", "│ 2 ", "│ 3 "))
     ]
     assert len(rows) == 3, answered.output
+
+
+def test_index_labels_and_tag_keep_the_same_tags_by_one_setting(
+    env: None, local_dir: str, photo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.clip.zeroshot import prompts_for, zero_shot
+    from models.registry import create_encoder
+    from tests.builders.indexing import tags_by_path
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("dog\nbeach\nchildren\n")
+    indexed = runner.invoke(app, ["index", str(photo_folder)])
+    assert indexed.exit_code == 0, indexed.output
+    settings = get_settings()
+    encoder = create_encoder(local_dir, device="cpu")
+    photo_paths = sorted(str(p) for p in photo_folder.glob("*.jpg"))
+    probabilities, _ = zero_shot(
+        encoder.encode_images([Image.open(p).convert("RGB") for p in photo_paths]),
+        encoder.encode_texts(prompts_for(["dog", "beach", "children"])),
+        encoder.logit_scale,
+    )
+    # the setting both commands read: about half the photos have a label this probable
+    threshold = float(np.median(probabilities.max(axis=1)))
+    monkeypatch.setenv("PHOTOSEARCH_INDEXER__LABEL_MIN_PROBABILITY", str(threshold))
+    get_settings.cache_clear()
+
+    assert runner.invoke(app, ["tag", str(labels)]).exit_code == 0
+    by_tag = tags_by_path(settings)
+    expected = {
+        path: {label for label, p in zip(["dog", "beach", "children"], row, strict=True) if p >= threshold}
+        for path, row in zip(photo_paths, probabilities, strict=True)
+    }
+    assert {path: by_tag[path] for path in photo_paths} == expected
+    assert any(expected.values()) and not all(expected.values())
+
+    monkeypatch.setenv("PHOTOSEARCH_DATA_DIR", str(tmp_path / "fresh"))
+    get_settings.cache_clear()
+    again = runner.invoke(app, ["index", str(photo_folder), "--labels", str(labels)])
+    assert again.exit_code == 0, again.output
+    assert tags_by_path(get_settings()) == by_tag
