@@ -7,6 +7,7 @@ never embeds a committed photo or caption again.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.storage import repository as repo
 from app.storage.db import transaction
 from app.storage.tables import CaptionEmbedding, Photo, PhotoEmbedding
+from indexer import kill_points
 from models.encoder import Encoder
 from models.images import DecodedPhoto
 from models.loading import LoadedBatch, iterate_photo_batches
@@ -98,6 +100,7 @@ def embed_photos(
             with transaction(sessions) as session:
                 _store_batch(session, encoder, batch, vectors, pending, stats)
             progress.advance(task, len(batch.indices) + len(batch.failures))
+            kill_points.reached("batch")
             after_batch()
     return stats
 
@@ -135,6 +138,8 @@ def _store_photo(
     photo = session.get(Photo, photo_id)
     if photo is None:
         return False  # removed by a concurrent run since the batch was planned
+    if not _unchanged_since_hashed(photo):
+        return False
     photo.status, photo.error = "ok", None
     photo.width, photo.height, photo.format = decoded.width, decoded.height, decoded.format
     photo.taken_at, photo.camera_make, photo.camera_model = (
@@ -146,6 +151,21 @@ def _store_photo(
         PhotoEmbedding(photo_id=photo_id, model_key=model_key, vector=repo.to_blob(vector), hub_offset=offset)
     )
     return True
+
+
+def _unchanged_since_hashed(photo: Photo) -> bool:
+    """The file still has the size and mtime it had when hashed, so the vector just made from its
+    bytes belongs with that hash. A file rewritten meanwhile keeps no vector: its stat is cleared, so
+    the next run hashes and embeds it again from the same bytes."""
+    try:
+        now = os.stat(photo.path)
+        same = (now.st_size, now.st_mtime_ns) == (photo.size, photo.mtime_ns)
+    except OSError:
+        same = False
+    if not same:
+        log.warning("%s changed while it was being indexed: it is embedded again on the next run", photo.path)
+        photo.status, photo.size, photo.mtime_ns = "pending", -1, -1
+    return same
 
 
 def embed_captions(

@@ -25,7 +25,7 @@ from indexer.inputs import CaptionsFile, IndexerError, checked_folder
 from indexer.labels import LabelOptions, LabelStats, apply_labels
 from indexer.publish import KINDS, index_folder_for, publish, sweep_leftovers
 from indexer.reconcile import ReconcileStats, reconcile
-from indexer.scan import ScanResult, scan_folder
+from indexer.scan import ScanResult, ScanRules, scan_folder
 from models.encoder import Encoder
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,10 @@ def _reconcile_folder(
         found = repo.get_collection(session, name=collection)
         folders = repo.collection_folders(session, collection_id=found.id) if found else []
     base = repo.holding_folder(folders, str(root))
-    scan = scan_folder(root, base=Path(base) if base else root)
+    rules = ScanRules(
+        include_hidden=settings.include_hidden, follow_symlinks_outside=settings.follow_symlinks_outside
+    )
+    scan = scan_folder(root, base=Path(base) if base else root, rules=rules)
     report.scanned = len(scan.files)
     report.skipped.extend(scan.unreadable_files)
     with transaction(sessions) as session:

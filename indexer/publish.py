@@ -22,6 +22,7 @@ from app.core.config import IndexerSettings
 from app.storage import repository as repo
 from app.storage.tables import IndexBuild
 from app.storage.vector_index import build_index, plan_index, write_index_atomic
+from indexer import kill_points
 from models.encoder import Encoder
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def publish(
     plan = plan_index(len(ids), encoder.dim, settings.flat_max_vectors, settings.hnsw_max_vectors)
     path = index_folder_for(index_dir, collection, encoder.key) / f"{kind}-{time.time_ns()}.faiss"
     write_index_atomic(build_index(vectors, ids, plan), path)
+    kill_points.reached("faiss-written")
     repo.record_index_build(
         session,
         collection_id=collection_id,

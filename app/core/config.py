@@ -41,6 +41,8 @@ class IndexerSettings(BaseModel):
     label_min_probability: float = 0.5
     # a long run publishes its FAISS files this often, so search follows indexing
     publish_every_seconds: float = 120.0
+    include_hidden: bool = False  # index files and folders whose name starts with "."
+    follow_symlinks_outside: bool = False  # follow symlinks that lead out of the scanned folder
 
 
 class Settings(BaseSettings):

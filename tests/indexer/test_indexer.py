@@ -17,6 +17,7 @@ from app.storage.tables import Photo, PhotoEmbedding
 from indexer.inputs import FolderNotFoundError
 from models.encoder import Encoder
 from tests.builders import photos
+from tests.builders.encoders import EncoderWithHook
 from tests.builders.indexing import run_index, served_ids, table
 
 
@@ -100,39 +101,20 @@ class _Killed(Exception):
     pass
 
 
-class KilledAfter(Encoder):
-    """The real encoder, interrupted after some batches, as a killed run would be."""
-
-    def __init__(self, inner: Encoder, batches: int) -> None:
-        self.inner, self.left, self.calls = inner, batches, 0
-        self.name, self.family, self.dim = inner.name, inner.family, inner.dim
-        self.preprocess, self.checkpoint_digest, self.device = (
-            inner.preprocess,
-            inner.checkpoint_digest,
-            inner.device,
-        )
-
-    def encode_image_batch(self, pixels):  # noqa: ANN001, ANN201
-        if self.left == 0:
-            raise _Killed
-        self.left -= 1
-        self.calls += len(pixels)
-        return self.inner.encode_image_batch(pixels)
-
-    def encode_texts(self, texts, batch_size: int = 256):  # noqa: ANN001, ANN201
-        return self.inner.encode_texts(texts, batch_size)
+def _stop_at(batch: int) -> None:
+    if batch == 1:
+        raise _Killed  # the second batch never finishes, as in a killed run
 
 
 def test_killed_run_resumes_without_reembedding_or_duplicates(
     settings: Settings, encoder: Encoder, photo_folder: Path
 ) -> None:
-    killed = KilledAfter(encoder, batches=1)
     with pytest.raises(_Killed):
-        run_index(settings, killed, photo_folder)
+        run_index(settings, EncoderWithHook(encoder, _stop_at), photo_folder)
     assert len(table(settings, PhotoEmbedding)) == 8  # the first batch was committed
-    resumed = KilledAfter(encoder, batches=99)
+    resumed = EncoderWithHook(encoder, lambda batch: None)
     report = run_index(settings, resumed, photo_folder)
-    assert resumed.calls == 4 and report.embedded == 4
+    assert resumed.batches == 1 and report.embedded == 4  # only the 4 photos not committed
     assert len(table(settings, PhotoEmbedding)) == 12 and len(table(settings, Photo)) == 12
     assert len(served_ids(settings, encoder)) == 12
 
