@@ -10,6 +10,7 @@ import typer
 
 from cli.options import CheckpointOption, console
 from models.encoder import Encoder
+from models.errors import InvalidInputError
 from models.joint.config import JointConfig, QueryBankConfig, ServingConfig
 
 
@@ -148,21 +149,16 @@ def calibrate_command(
 ) -> None:
     """Set how a trained checkpoint embeds photos (resolution, mirror averaging) and give it a query bank
     against hubness; `photosearch train` does this itself when the model config asks for it."""
-    from models.checkpoint import CheckpointError, read_checkpoint_config
+    from models.checkpoint import read_checkpoint_config
     from models.training.calibrate import calibrate_checkpoint
 
-    try:
-        stored = read_checkpoint_config(checkpoint)
-    except CheckpointError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    stored = read_checkpoint_config(checkpoint)  # CheckpointError: one line and exit 2 in cli.main
     given = stored.test_time if isinstance(stored, JointConfig) else None
     test_time = given.to_json() if given is not None else {}
     extras = [size for size in extra_size or [] if size]
     for option, sizes in (("--image-size", [image_size]), ("--extra-size", extras)):
         if bad := [size for size in sizes if size is not None and not 32 <= size <= 1024]:
-            console.print(f"[red]error:[/red] {option} must be 32..1024 pixels; got {bad[0]}")
-            raise typer.Exit(2)
+            raise InvalidInputError(f"{option} must be 32..1024 pixels; got {bad[0]}")
     if image_size is not None:
         test_time["image_size"] = image_size
     if extra_size is not None:  # replaces the checkpoint's; only 0s: none
@@ -178,8 +174,7 @@ def calibrate_command(
         serving = ServingConfig.model_validate(test_time)
         bank = calibrate_checkpoint(checkpoint, data, test_time=serving, bank_options=options, device=device)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise InvalidInputError(str(exc)) from exc
     described = "no query bank" if bank is None else f"query bank {bank.settings().to_json()}"
     console.print(f"{checkpoint}: test time {test_time}, {described}")
 
@@ -201,8 +196,7 @@ def embedding_map_command(
     try:
         written = embedding_map(create_encoder(model, device=device), data, out, split=split, count=count)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise InvalidInputError(str(exc)) from exc
     console.print(f"embedding map: {written}")
 
 

@@ -86,6 +86,11 @@ ERROR_CASES: dict[str, ErrorCase] = {
         [str(tmp / "gone.jpg")],
     ),
     "tag an unknown collection": _tag_unknown_collection,
+    "calibrate a missing checkpoint": lambda tmp: (
+        ["calibrate", str(tmp / "gone.safetensors")],
+        {},
+        [str(tmp / "gone.safetensors")],
+    ),
     "samples into a file": _samples_under_a_file,
 }
 # These fail only once the model has loaded (seconds more each).
