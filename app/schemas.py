@@ -12,14 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.services.filters import MAX_PHOTO_ID, SearchFilters
 from app.storage.tables import Caption, Photo
-from models.clip.zeroshot import DEFAULT_PROMPT
+from models.zero_shot import DEFAULT_PROMPT
 
 TAGS_HELP = (  # zero-shot tags (indexer/labels.py)
     "Only photos tagged with every one of these labels (case-insensitive); tags come from a label "
     "set applied at index time."
 )
 K_HELP = "How many results to return."
-PhotoId = Annotated[int, Field(ge=1, le=MAX_PHOTO_ID)]  # a SQL BIGINT; larger can name no photo
+PhotoId = Annotated[int, Field(ge=1, le=MAX_PHOTO_ID)]  # larger can name no photo
 
 
 class SearchFilterFields(BaseModel):

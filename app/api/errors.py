@@ -52,7 +52,7 @@ class ErrorResponse(BaseModel):
 
 
 DESCRIPTIONS = {
-    400: "The body could not be read as JSON text (for example, it is not UTF-8).",
+    400: "The body could not be parsed: JSON that is not UTF-8 text, or a malformed multipart form.",
     404: "Not found: an unknown id or collection.",
     413: "The body or upload is over its size limit.",
     415: "The body's content type is not one this route takes.",

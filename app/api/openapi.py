@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app.core.config import ApiSettings
 from app.schemas import ClassifyByPhoto, PhotoIdQuery
-from models.clip.zeroshot import DEFAULT_PROMPT
+from models.zero_shot import DEFAULT_PROMPT
 
 TEXT_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "description": "repeat the field"}
 
@@ -51,14 +51,39 @@ CLASSIFY_BODY = _upload_body(
 )
 
 
+# Text the services accept: at least one letter or digit (so not empty once whitespace is collapsed)
+# and no NUL. Stricter than the checks themselves, so that what the document calls valid is accepted.
+WORDS = "^[^\\x00]*[A-Za-z0-9][^\\x00]*$"
+NO_NUL = "^[^\\x00]*$"
+PROMPT = "^[^{}\\x00]*\\{\\}[^{}\\x00]*$"  # {} exactly once, where the label goes
+
+
+REQUEST_SCHEMAS = frozenset({"TextSearch", "PhotoIdQuery", "ClassifyByPhoto", "CaptionSearch"})
+
+
 def limit_properties(api: ApiSettings) -> dict[str, dict[str, Any]]:
-    """Schema property name → the bounds settings give it."""
+    """Schema property name → the bounds settings and the services' checks give it."""
+    label = {"type": "string", "minLength": 1, "maxLength": api.max_prompt_chars, "pattern": WORDS}
     return {
-        "k": {"type": "integer", "minimum": 1, "maximum": api.max_k, "default": api.default_k},
-        "offset": {"type": "integer", "minimum": 0, "maximum": api.max_offset, "default": 0},
-        "labels": {"maxItems": api.max_labels},
-        "prompt": {"maxLength": api.max_prompt_chars},
+        "k": {"minimum": 1, "maximum": api.max_k, "default": api.default_k},
+        "offset": {"minimum": 0, "maximum": api.max_offset, "default": 0},
+        "query": {"minLength": 1, "maxLength": api.max_query_chars, "pattern": WORDS},
+        "labels": {"minItems": 1, "maxItems": api.max_labels, "items": label},
+        "prompt": {"maxLength": api.max_prompt_chars, "pattern": PROMPT},
+        "collections": {"items": {"type": "string", "pattern": NO_NUL}},
+        "tags": {"items": {"type": "string", "pattern": NO_NUL}},
     }
+
+
+def _constrain(field: dict[str, Any], bounds: dict[str, Any]) -> None:
+    """Bounds onto a property; for an optional one (anyOf [..., null]) onto its non-null form, the
+    default staying on the property itself."""
+    bounds = dict(bounds)
+    if "default" in bounds:
+        field["default"] = bounds.pop("default")
+    forms = [f for f in field.get("anyOf", [field]) if f.get("type") != "null"]
+    for form in forms:
+        form.update(bounds)
 
 
 def _apply_limits(node: Any, limits: dict[str, dict[str, Any]]) -> None:
@@ -67,10 +92,7 @@ def _apply_limits(node: Any, limits: dict[str, dict[str, Any]]) -> None:
         if isinstance(properties, dict):
             for name, bounds in limits.items():
                 if isinstance(properties.get(name), dict):
-                    field = properties[name]
-                    if "anyOf" in field and "maxItems" not in bounds and "maxLength" not in bounds:
-                        field.pop("anyOf")  # k: null means the default; documented as that default
-                    field.update(bounds)
+                    _constrain(properties[name], bounds)
         for value in node.values():
             _apply_limits(value, limits)
     elif isinstance(node, list):
@@ -79,6 +101,12 @@ def _apply_limits(node: Any, limits: dict[str, dict[str, Any]]) -> None:
 
 
 def document_limits(app: FastAPI, api: ApiSettings) -> None:
-    """Build the app's OpenAPI document now (every route is in place) and write the settings' limits
-    into every schema that has those fields; FastAPI keeps serving the stored document."""
-    _apply_limits(app.openapi(), limit_properties(api))
+    """Build the app's OpenAPI document now (every route is in place) and write the limits into the
+    request schemas (named ones and the bodies written inline); FastAPI keeps serving the document."""
+    document = app.openapi()
+    limits = limit_properties(api)
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        if name in REQUEST_SCHEMAS:
+            _apply_limits(schema, limits)
+    for operation in (op for path in document["paths"].values() for op in path.values()):
+        _apply_limits(operation.get("requestBody", {}), limits)

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from app.core.config import ApiSettings
 from models.errors import InvalidInputError
 
-# Photo ids are SQL BIGINTs: a larger number can name no photo, and drivers refuse to bind it.
-MAX_PHOTO_ID = 2**63 - 1
+# Photo ids come from a database sequence and never get near this: the largest integer every JSON
+# reader holds exactly (JavaScript's Number.MAX_SAFE_INTEGER), well inside SQL's BIGINT, so that a
+# larger number is refused as input instead of failing to bind in the database driver.
+MAX_PHOTO_ID = 2**53 - 1
 
 
 def plain_text(value: str, what: str) -> str:

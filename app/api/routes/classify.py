@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["classify"])
     "/classify",
     response_model=ClassifyResponse,
     openapi_extra=CLASSIFY_BODY,
-    responses=error_responses(404, 413, 415, 422, 429),
+    responses=error_responses(400, 404, 413, 415, 422, 429),
 )
 async def classify(query: ClassifyRequestDep, classifier: ClassifyDep) -> ClassifyResponse:
     """Probabilities of the given labels for a photo (zero-shot, CLIP-style), most probable first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -16,11 +17,12 @@ from app.services.filters import MAX_PHOTO_ID
 router = APIRouter(prefix="/v1/photos", tags=["photos"])
 
 PhotoIdPath = Annotated[int, Path(ge=1, le=MAX_PHOTO_ID, description="An indexed photo's id.")]
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/octet-stream": {}}, "description": "The file."}
+    200: {"content": {"image/*": BINARY, "application/octet-stream": BINARY}, "description": "The file."}
 }
 THUMBNAIL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/jpeg": {}}, "description": "A JPEG thumbnail."}
+    200: {"content": {"image/jpeg": BINARY}, "description": "A JPEG thumbnail."}
 }
 
 
@@ -34,7 +36,9 @@ def get_photo(photo_id: PhotoIdPath, photos: PhotosDep) -> PhotoPublic:
 )
 def get_file(photo_id: PhotoIdPath, photos: PhotosDep) -> FileResponse:
     """The original file, while it is still the one that was indexed."""
-    return FileResponse(photos.original_file(photo_id))
+    path = photos.original_file(photo_id)
+    media_type, _ = mimetypes.guess_type(path.name)  # image/... for every format the indexer takes
+    return FileResponse(path, media_type=media_type or "application/octet-stream")
 
 
 @router.get(

@@ -21,7 +21,7 @@ from app.services.search import PhotoHit
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
-PHOTO_QUERY_ERRORS = error_responses(404, 413, 415, 422, 429, 503)
+PHOTO_QUERY_ERRORS = error_responses(400, 404, 413, 415, 422, 429, 503)
 
 
 def search_response(model: str, page: Page, hits: list[PhotoHit]) -> SearchResponse:
