@@ -117,7 +117,7 @@ def embed(encoder: Encoder, rows: list[dict], cache: Path) -> np.ndarray:
 
 
 def probabilities_for(encoder: Encoder, vectors: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
-    from models.clip.zeroshot import DEFAULT_PROMPT, prompts_for, zero_shot
+    from models.zero_shot import DEFAULT_PROMPT, prompts_for, zero_shot
 
     label_vectors = encoder.encode_texts(prompts_for(labels, DEFAULT_PROMPT))  # (L, dim)
     probabilities, _ = zero_shot(vectors, label_vectors, encoder.logit_scale)  # (n, L)
@@ -141,7 +141,28 @@ def table(
     return lines
 
 
-def main() -> None:
+def report(setup: str, per_label: list[str], sweep: list[tuple[float, Scores]]) -> list[str]:
+    return [
+        "# Zero-shot tag threshold, calibrated on Flickr8k val",
+        "",
+        setup,
+        "",
+        *per_label,
+        "",
+        "Micro F1 against the threshold:",
+        "",
+        "| threshold | P | R | F1 | tags |",
+        "|---:|---:|---:|---:|---:|",
+        *[
+            f"| {t:.2f} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.predicted} |"
+            for t, s in sweep
+            if round(t * 100) % 5 == 0
+        ],
+        "",
+    ]
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -152,7 +173,11 @@ def main() -> None:
         "--min-precision", type=float, default=0.5, help="micro precision the threshold needs"
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "labels.md")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
 
     from indexer.labels import LabelOptions, read_label_file
     from models.registry import create_encoder
@@ -164,40 +189,26 @@ def main() -> None:
     encoder = create_encoder("joint-default", device="cpu")
     probabilities = probabilities_for(encoder, embed(encoder, rows, cache), labels)
     truth = ground_truth(rows, labels)
-    old = predictions(probabilities, labels, 3, 0.0)
     sweep = [
-        (t, scores(predictions(probabilities, labels, args.top_k, t), truth))
+        (float(t), scores(predictions(probabilities, labels, args.top_k, float(t)), truth))
         for t in np.arange(0.05, 0.96, 0.01)
     ]
-    # the best F1 among thresholds whose tags are right at least half the time (F1 alone is flat here)
+    # the best F1 among thresholds whose tags are right often enough (F1 alone is flat here)
     threshold, best = max(
         [(t, s) for t, s in sweep if s.precision >= args.min_precision] or sweep, key=lambda item: item[1].f1
     )
-    threshold = round(float(threshold), 2)
+    threshold = round(threshold, 2)
+    old = predictions(probabilities, labels, 3, 0.0)
     new = predictions(probabilities, labels, args.top_k, threshold)
-    lines = [
-        "# Zero-shot tag threshold, calibrated on Flickr8k val",
-        "",
+    setup = (
         f"{len(rows)} val photos, {len(labels)} labels (benchmarks/labels.txt), default model "
         f'`joint-default`, prompt "a photo of {{}}.", at most {args.top_k} tags a photo. A photo has a '
         "label when one of its 5 captions uses the word or a plural/synonym "
         "(benchmarks/calibrate_labels.py). Of the thresholds whose tags are right at least "
         f"{args.min_precision:.0%} of the time (micro precision), **{threshold:.2f}** has the best micro F1 "
-        f"({best.f1:.3f}); it is the default of `IndexerSettings.label_min_probability`.",
-        "",
-        *table(labels, truth, old, new, threshold),
-        "",
-        "Micro F1 against the threshold:",
-        "",
-        "| threshold | P | R | F1 | tags |",
-        "|---:|---:|---:|---:|---:|",
-        *[
-            f"| {t:.2f} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.predicted} |"
-            for t, s in sweep
-            if round(float(t) * 100) % 5 == 0
-        ],
-        "",
-    ]
+        f"({best.f1:.3f}); it is the default of `IndexerSettings.label_min_probability`."
+    )
+    lines = report(setup, table(labels, truth, old, new, threshold), sweep)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 

@@ -28,23 +28,8 @@ def index(
     ] = False,
 ) -> None:
     """Index a folder into a collection: new and changed photos are embedded, renames kept, photos
-    gone from this folder removed (the collection's other folders are left as they are)."""
-    # A domain error becomes one line on stderr and exit code 2 in cli.main (CommandGroup), also
-    # under typer's test runner.
-    _index(path, collection, captions, model, batch_size, workers, labels, label_top_k, allow_empty)
-
-
-def _index(
-    path: Path,
-    collection: str | None,
-    captions: Path | None,
-    model: str | None,
-    batch_size: int | None,
-    workers: int | None,
-    labels: Path | None,
-    label_top_k: int | None,
-    allow_empty: bool,
-) -> None:
+    gone from this folder removed (the collection's other folders are left as they are). Every input
+    is checked before the model loads or any photo is read."""
     from cli.context import open_encoder, open_sessions
     from cli.render import print_index_report
     from indexer.inputs import checked_folder, read_captions_file
@@ -54,7 +39,6 @@ def _index(
     settings = settings_for(model)
     overrides = {"batch_size": batch_size, "workers": workers}
     cfg = settings.indexer.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    # every input is checked before the model loads or any photo is read
     root = checked_folder(path)
     caption_rows = read_captions_file(captions) if captions is not None else None
     label_options = LabelOptions.from_settings(labels, cfg, top_k=label_top_k) if labels else None

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.options import CheckpointOption, DeviceOption, ModelOption, PromptOption, console, encoder_for
-from models.clip.zeroshot import DEFAULT_PROMPT
+from models.zero_shot import DEFAULT_PROMPT
 
 
 def classify(
@@ -90,12 +90,17 @@ def tag(
         raise NotFoundError(f"no collection {name!r}: run `photosearch index PATH` first")
     encoder = encoder_for(model, checkpoint, device)
     stats = apply_labels(sessions, collection_id=found.id, encoder=encoder, options=options)
-    table = Table(title=f"tagged {stats.photos_tagged} photos of “{name}” with {encoder.key}")
+    with sessions() as session:
+        counts = repo.tag_counts(session, collection_id=found.id)
+    _print_tag_counts(f"tagged {stats.photos_tagged} photos of “{name}” with {encoder.key}", counts)
+
+
+def _print_tag_counts(title: str, counts: list[tuple[str, int]]) -> None:
+    table = Table(title=title)
     table.add_column("tag")
     table.add_column("photos", justify="right")
-    with sessions() as session:
-        for tag_name, count in repo.tag_counts(session, collection_id=found.id):
-            table.add_row(tag_name, str(count))
+    for tag_name, count in counts:
+        table.add_row(tag_name, str(count))
     console.print(table)
 
 

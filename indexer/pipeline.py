@@ -83,9 +83,9 @@ def index_folder(
     started = time.perf_counter()
     root = checked_folder(root)
     report = IndexReport(collection)
-    target = _reconcile_folder(
-        sessions, collection, root, encoder, index_dir, settings or IndexerSettings(), report, allow_empty
-    )
+    cfg = settings or IndexerSettings()
+    collection_id = _reconcile_folder(sessions, collection, root, cfg, report, allow_empty)
+    target = _Target(sessions, collection, collection_id, encoder, index_dir, cfg)
     _embed_pending_photos(target, report, show_progress)
     if labels is not None:
         report.labels = apply_labels(
@@ -108,12 +108,11 @@ def _reconcile_folder(
     sessions: sessionmaker[Session],
     collection: str,
     root: Path,
-    encoder: Encoder,
-    index_dir: Path,
     settings: IndexerSettings,
     report: IndexReport,
     allow_empty: bool,
-) -> _Target:
+) -> int:
+    """Scan `root` and bring the collection's rows under it in line; returns the collection's id."""
     with sessions() as session:
         found = repo.get_collection(session, name=collection)
         folders = repo.collection_folders(session, collection_id=found.id) if found else []
@@ -131,7 +130,7 @@ def _reconcile_folder(
             _refuse_vanished_folder(session, row.id, root, scan)
         report.reconcile = reconcile(session, collection_id=row.id, scan=scan, scanned_root=str(root))
     report.skipped.extend(report.reconcile.unreadable)
-    return _Target(sessions, collection, row.id, encoder, index_dir, settings)
+    return row.id
 
 
 def _refuse_vanished_folder(session: Session, collection_id: int, root: Path, scan: ScanResult) -> None:

@@ -15,6 +15,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,14 +52,12 @@ def publish(
     settings: IndexerSettings,
 ) -> tuple[str, int] | None:
     """(index type, vectors) served for `kind`, rebuilt only when the SQL vectors changed."""
-    fetch = repo.photo_vectors if kind == "photos" else repo.caption_vectors
-    ids, vectors = fetch(session, collection_id=collection_id, model_key=encoder.key, dim=encoder.dim)
+    ids, vectors, signature = _current_vectors(session, collection_id, encoder, kind)
     builds = repo.latest_index_builds(
         session, model_key=encoder.key, kind=kind, collection_ids=[collection_id]
     )
     if not len(ids) and not builds:
         return None
-    signature = hashlib.sha256(ids.tobytes() + vectors.tobytes()).hexdigest()
     if builds and builds[0].signature == signature and Path(builds[0].path).is_file():
         return builds[0].index_type, len(ids)  # nothing changed since the last build
     plan = plan_index(len(ids), encoder.dim, settings.flat_max_vectors, settings.hnsw_max_vectors)
@@ -81,6 +80,15 @@ def publish(
     ):
         Path(stale).unlink(missing_ok=True)
     return plan.kind, len(ids)
+
+
+def _current_vectors(
+    session: Session, collection_id: int, encoder: Encoder, kind: str
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """ids (n,), vectors (n, dim) from SQL, and a signature of both (unchanged signature: no rebuild)."""
+    fetch = repo.photo_vectors if kind == "photos" else repo.caption_vectors
+    ids, vectors = fetch(session, collection_id=collection_id, model_key=encoder.key, dim=encoder.dim)
+    return ids, vectors, hashlib.sha256(ids.tobytes() + vectors.tobytes()).hexdigest()
 
 
 def sweep_leftovers(session: Session, *, folder: Path, collection_id: int, model_key: str) -> list[Path]:

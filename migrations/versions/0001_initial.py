@@ -17,6 +17,18 @@ _id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    _photos_and_collections()
+    _embeddings_and_captions()
+    _index_builds()
+
+
+def _collection_id() -> sa.Column:
+    return sa.Column(
+        "collection_id", sa.Integer(), sa.ForeignKey("collections.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+def _photos_and_collections() -> None:
     op.create_table(
         "collections",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -27,12 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "photos",
         sa.Column("id", _id, primary_key=True),
-        sa.Column(
-            "collection_id",
-            sa.Integer(),
-            sa.ForeignKey("collections.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _collection_id(),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("folder", sa.Text(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
@@ -52,6 +59,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_photos_sha256", "photos", ["sha256"])
     op.create_index("ix_photos_taken_at", "photos", ["taken_at"])
+
+
+def _embeddings_and_captions() -> None:
     op.create_table(
         "photo_embeddings",
         sa.Column("photo_id", _id, sa.ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True),
@@ -72,15 +82,13 @@ def upgrade() -> None:
         sa.Column("model_key", sa.String(200), primary_key=True),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
     )
+
+
+def _index_builds() -> None:
     op.create_table(
         "index_builds",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "collection_id",
-            sa.Integer(),
-            sa.ForeignKey("collections.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _collection_id(),
         sa.Column("model_key", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("index_type", sa.String(32), nullable=False),
