@@ -135,3 +135,22 @@ def test_memory_returns_after_a_burst_of_big_uploads(client: TestClient) -> None
     assert statuses == [200] * 4 + [422] * 4, [a.text for a in answers]
     assert peak - start > 100 * 2**20  # the burst really decoded big images
     assert end - start < 150 * 2**20, f"start {start >> 20} MB, peak {peak >> 20} MB, end {end >> 20} MB"
+
+
+def test_health_answers_while_a_burst_holds_every_worker_thread(
+    base_settings: Settings, encoder: Encoder
+) -> None:
+    settings = base_settings.model_copy(update={"api": ApiSettings(heavy_slots=1, busy_wait_s=3)})
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        gate = client.app.state.services.search.gate  # type: ignore[attr-defined]
+        with gate.slot(), ThreadPoolExecutor(48) as pool:  # more waiting searches than worker threads (40)
+            waiting = [
+                pool.submit(client.post, "/v1/search/text", json={"query": "a dog"}) for _ in range(48)
+            ]
+            time.sleep(0.5)
+            started = time.perf_counter()
+            health = client.get("/health")
+            took = time.perf_counter() - started
+            statuses = sorted(f.result().status_code for f in waiting)
+    assert health.status_code == 200 and took < 1.0, took
+    assert set(statuses) == {429}  # the burst was told to retry, not left hanging
