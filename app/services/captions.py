@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.services.filters import Page
 from app.services.index_cache import RawHit
 from app.services.query_vectors import ImageQuery
 from app.services.ranking import candidates_for
@@ -31,6 +32,9 @@ class CaptionService:
     @property
     def model_key(self) -> str:
         return self.search.model_key
+
+    def page(self, k: int | None = None) -> Page:
+        return self.search.page(k)
 
     def search_captions(self, query: str, *, k: int | None = None) -> list[CaptionHit]:
         """Known captions nearest to a text query (caption→caption), with their photos' ids."""

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["search"])
 )
 def search_captions(body: CaptionSearch, captions: CaptionsDep) -> CaptionSearchResponse:
     """The known captions closest in meaning to the query, best first, with their photo ids."""
-    page = captions.search.page(body.k)
+    page = captions.page(body.k)
     hits = captions.search_captions(body.query, k=page.k)
     return CaptionSearchResponse(
         model=captions.model_key,
