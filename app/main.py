@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         model = encoder
         if model is None:
             model = await run_in_threadpool(
-                create_encoder, settings.model, settings.checkpoint, settings.device
+                create_encoder, settings.model, settings.checkpoint, settings.device, settings.checkpoint_dirs
             )
         app.state.services = build_services(settings, model, session_factory(engine))
         yield

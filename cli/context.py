@@ -47,7 +47,7 @@ def open_sessions(settings: Settings) -> sessionmaker[Session]:
 
 
 def open_encoder(settings: Settings) -> Encoder:
-    return create_encoder(settings.model, settings.checkpoint, settings.device)
+    return create_encoder(settings.model, settings.checkpoint, settings.device, settings.checkpoint_dirs)
 
 
 def open_service(settings: Settings) -> SearchService:

@@ -56,4 +56,6 @@ def encoder_for(model: str | None, checkpoint: str | None, device: str | None) -
 
     settings = current_settings()
     weights = checkpoint if checkpoint is not None else (None if model else settings.checkpoint)
-    return create_encoder(model or settings.model, weights, device or settings.device)
+    return create_encoder(
+        model or settings.model, weights, device or settings.device, settings.checkpoint_dirs
+    )

@@ -1,7 +1,7 @@
 """Zero-shot labels at index time: each photo's best labels from a label set, stored as tags.
 
 For every embedded photo, probabilities over the label set are softmax(logit_scale × cosine) between
-its vector and "a photo of {label}." (models/clip/zeroshot.py); the `top_k` best with at least
+its vector and "a photo of {label}." (models/zero_shot.py); the `top_k` best with at least
 `min_probability` become rows of photo_tags (a photo with no label that probable gets no tag), which
 the `tags` filter of /v1/search/* reads.
 Incremental: a photo is re-tagged only when it is new or its content changed, or when the label
@@ -23,8 +23,8 @@ from app.core.config import IndexerSettings
 from app.storage import repository as repo
 from app.storage.db import transaction
 from app.storage.tables import PhotoTag
-from models.clip.zeroshot import DEFAULT_PROMPT, LabelError, clean_labels, prompts_for, zero_shot
 from models.encoder import Encoder
+from models.zero_shot import DEFAULT_PROMPT, LabelError, clean_labels, prompts_for, zero_shot
 
 log = logging.getLogger(__name__)
 

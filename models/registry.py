@@ -6,7 +6,6 @@ works too, because a checkpoint carries its own config.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,17 +46,14 @@ def load_joint_config(name: str) -> JointConfig:
     return config
 
 
-def checkpoint_search_dirs() -> list[Path]:
-    dirs = []
-    if extra := os.environ.get("PHOTOSEARCH_CHECKPOINT_DIR"):
-        dirs.append(Path(extra))
-    dirs.append(BUNDLED_CHECKPOINT_DIR)
-    return dirs
+def checkpoint_search_dirs(checkpoint_dirs: Sequence[Path] = ()) -> list[Path]:
+    """The folders searched for weights, in order: the caller's (a user's settings), then the bundled."""
+    return [*checkpoint_dirs, BUNDLED_CHECKPOINT_DIR]
 
 
-def find_checkpoint(name: str, config: ModelConfig) -> Path:
+def find_checkpoint(name: str, config: ModelConfig, checkpoint_dirs: Sequence[Path] = ()) -> Path:
     filename = config.checkpoint or f"{name}.safetensors"
-    looked = [d / filename for d in checkpoint_search_dirs()]
+    looked = [d / filename for d in checkpoint_search_dirs(checkpoint_dirs)]
     for candidate in looked:
         if candidate.is_file():
             return candidate
@@ -68,11 +64,17 @@ def find_checkpoint(name: str, config: ModelConfig) -> Path:
 
 
 def create_encoder(
-    model: str, checkpoint: str | Path | None = None, device: str | torch.device = "auto"
+    model: str,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "auto",
+    checkpoint_dirs: Sequence[Path] = (),
 ) -> Encoder:
-    """Build an encoder from a registered name (with an optional checkpoint) or a checkpoint path."""
+    """Build an encoder from a registered name (with an optional checkpoint) or a checkpoint path.
+
+    checkpoint_dirs: folders searched for weights before the bundled models/checkpoints/ (the
+    `checkpoint_dir` setting, PHOTOSEARCH_CHECKPOINT_DIR)."""
     target = resolve_device(device)
-    dirs = checkpoint_search_dirs()
+    dirs = checkpoint_search_dirs(checkpoint_dirs)
     if model.startswith("local-dir:"):  # clip: an open_clip folder needs no registered config
         from models.clip.encoder import local_dir_config
 
@@ -86,7 +88,9 @@ def create_encoder(
     if isinstance(config, ClipConfig):
         # checkpoint: open_clip weights file, local-dir: folder or photosearch checkpoint; None searches
         return _build_clip(config, checkpoint, target, dirs)
-    ckpt_path = Path(checkpoint) if checkpoint is not None else find_checkpoint(model, config)
+    ckpt_path = (
+        Path(checkpoint) if checkpoint is not None else find_checkpoint(model, config, checkpoint_dirs)
+    )
     if not ckpt_path.is_file():
         raise ModelNotFoundError(f"checkpoint file not found: {ckpt_path}")
     return _from_checkpoint(load_checkpoint(ckpt_path), target, dirs)

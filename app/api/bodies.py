@@ -15,8 +15,8 @@ from app.core.config import Settings
 from app.schemas import ClassifyByPhoto, PhotoIdQuery
 from app.services.filters import SearchFilters
 from app.services.query_vectors import ImageQuery
-from models.clip.zeroshot import DEFAULT_PROMPT
 from models.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from models.zero_shot import DEFAULT_PROMPT
 
 Schema = TypeVar("Schema", bound=BaseModel)
 

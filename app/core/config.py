@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     )
     model: str = "joint-default"
     checkpoint: Path | None = None
+    checkpoint_dir: Path | None = None  # searched for weights before models/checkpoints/
+    train_data: Path | None = None  # captions.jsonl folder for train/evaluate/calibrate/... without --data
     device: str = "auto"
     collection: str = "default"
     api: ApiSettings = ApiSettings()
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'photosearch.db').resolve()}"
+
+    @property
+    def checkpoint_dirs(self) -> list[Path]:
+        """Folders create_encoder searches before the bundled checkpoints."""
+        return [self.checkpoint_dir] if self.checkpoint_dir else []
 
     @property
     def index_dir(self) -> Path:

@@ -12,9 +12,9 @@ import numpy as np
 from app.core.config import ApiSettings
 from app.services.filters import plain_text
 from app.services.query_vectors import ImageQuery, QueryVectors
-from models.clip.zeroshot import DEFAULT_PROMPT, LabelError, clean_labels, prompts_for, zero_shot
 from models.encoder import Encoder
 from models.errors import InvalidInputError
+from models.zero_shot import DEFAULT_PROMPT, LabelError, clean_labels, prompts_for, zero_shot
 
 MAX_LABELS = 1000  # labels a command-line label set may hold; the API's limit is api.max_labels
 

@@ -234,8 +234,10 @@ def build_state(
     return TrainState(model, bare, optimizer, scheduler, scaler, loss_fn, amp)
 
 
-def load_clip_encoder(model: str, weights: str | Path | None, device: torch.device) -> ClipEncoder:
-    encoder = create_encoder(model, weights, device)
+def load_clip_encoder(
+    model: str, weights: str | Path | None, device: torch.device, checkpoint_dirs: Sequence[Path] = ()
+) -> ClipEncoder:
+    encoder = create_encoder(model, weights, device, checkpoint_dirs)
     if not isinstance(encoder, ClipEncoder):
         raise FinetuneError(
             f"finetune needs a clip-family model; {model!r} is family {encoder.family!r} "
@@ -245,13 +247,19 @@ def load_clip_encoder(model: str, weights: str | Path | None, device: torch.devi
 
 
 def finetune(
-    model: str, data: Path, out: Path, opts: FinetuneOptions, weights: str | Path | None = None
+    model: str,
+    data: Path,
+    out: Path,
+    opts: FinetuneOptions,
+    weights: str | Path | None = None,
+    checkpoint_dirs: Sequence[Path] = (),
 ) -> FinetuneResult:
-    """Fine-tune `model` (registered clip name, photosearch checkpoint, or local-dir:) and write `out`."""
+    """Fine-tune `model` (registered clip name, photosearch checkpoint, or local-dir:) and write `out`.
+    checkpoint_dirs: where its weights are searched before the bundled folder."""
     started = time.perf_counter()
     env = setup_distributed(opts.device)
     torch.manual_seed(opts.seed + env.rank)
-    encoder = load_clip_encoder(model, weights, env.device)
+    encoder = load_clip_encoder(model, weights, env.device, checkpoint_dirs)
     base_key = encoder.key
     photos = load_captioned_photos(data, "train")[: opts.max_train_photos]
     loader, dataset = make_loader(encoder, photos, opts, env)

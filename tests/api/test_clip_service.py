@@ -22,8 +22,8 @@ from indexer.labels import LabelOptions, apply_labels
 from indexer.pipeline import index_folder
 from models.clip.encoder import ClipEncoder, random_clip_encoder
 from models.clip.tiny import tiny_clip_config
-from models.clip.zeroshot import zero_shot
 from models.images import decode_photo
+from models.zero_shot import zero_shot
 
 LABELS = ("dog", "beach", "people", "snow", "bicycle")
 

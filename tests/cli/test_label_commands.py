@@ -99,8 +99,8 @@ def test_a_finetuned_checkpoint_indexes_and_answers(env: None, photo_folder: Pat
 def test_index_labels_and_tag_keep_the_same_tags_by_one_setting(
     env: None, local_dir: str, photo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.clip.zeroshot import prompts_for, zero_shot
     from models.registry import create_encoder
+    from models.zero_shot import prompts_for, zero_shot
     from tests.builders.indexing import tags_by_path
 
     labels = tmp_path / "labels.txt"

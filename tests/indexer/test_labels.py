@@ -10,9 +10,9 @@ import pytest
 from app.core.config import Settings
 from app.storage.tables import Photo, PhotoEmbedding
 from indexer.labels import LabelOptions, read_label_file
-from models.clip.zeroshot import prompts_for, zero_shot
 from models.encoder import Encoder
 from models.errors import InvalidInputError
+from models.zero_shot import prompts_for, zero_shot
 from tests.builders.indexing import run_index, table, tags_by_path
 
 LABELS = ("dog", "beach", "snow", "bicycle", "child", "water")

@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from app.core.config import Settings
+from cli.context import open_encoder
 from models import registry
 from models.clip.encoder import ClipEncoder, ClipWeightsMismatchError, random_clip_encoder
 from models.clip.export import save_clip_checkpoint, write_local_dir
@@ -50,7 +52,6 @@ def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (configs / "clip-tiny.json").write_text(json.dumps(tiny_clip_config(hf_repo=REPO).to_json()))
     monkeypatch.setattr(registry, "CONFIG_DIR", configs)
     monkeypatch.setattr(registry, "BUNDLED_CHECKPOINT_DIR", tmp_path / "bundled")
-    monkeypatch.setenv("PHOTOSEARCH_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
@@ -104,7 +105,19 @@ def test_weights_file_found_in_checkpoint_dir(
     folder.mkdir()
     save_file(reference.model.state_dict(), str(folder / "clip-tiny.safetensors"))
 
-    assert same_vectors(create_encoder("clip-tiny", device="cpu"), reference, photo)  # type: ignore[arg-type]
+    found = create_encoder("clip-tiny", device="cpu", checkpoint_dirs=[folder])
+    assert same_vectors(found, reference, photo)  # type: ignore[arg-type]
+    with pytest.raises(ClipWeightsNotFoundError):  # the folder is a setting, never read behind its back
+        create_encoder("clip-tiny", device="cpu")
+    settings = Settings(model="clip-tiny", checkpoint_dir=folder, device="cpu", data_dir=registered / "data")
+    assert same_vectors(open_encoder(settings), reference, photo)  # type: ignore[arg-type]
+
+
+def test_checkpoint_dir_is_read_from_the_environment_by_the_settings(
+    registered: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHOTOSEARCH_CHECKPOINT_DIR", str(registered / "checkpoints"))
+    assert Settings().checkpoint_dirs == [registered / "checkpoints"]
 
 
 def test_local_dir_loads_by_model_name_and_by_checkpoint(
@@ -139,7 +152,7 @@ def test_hugging_face_cache_is_read_offline(
 
 def test_missing_weights_name_every_place_and_the_fix(registered: Path) -> None:
     with pytest.raises(ClipWeightsNotFoundError) as caught:
-        create_encoder("clip-tiny", device="cpu")
+        create_encoder("clip-tiny", device="cpu", checkpoint_dirs=[registered / "checkpoints"])
     message = str(caught.value)
     assert isinstance(caught.value, ModelNotFoundError)
     assert str(registered / "checkpoints" / "clip-tiny") in message

@@ -56,7 +56,6 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (folder / "refs" / "main").write_text("rev1")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("PHOTOSEARCH_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     return cache
 
 
@@ -89,7 +88,6 @@ def test_hf_text_tower_loads_from_local_files(hub: Path, tmp_path: Path) -> None
 
 def test_missing_text_tower_files_say_what_to_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    monkeypatch.setenv("PHOTOSEARCH_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     with pytest.raises(ClipWeightsNotFoundError) as caught:
         random_clip_encoder(multilingual_config(), torch.device("cpu"))
     message = str(caught.value)

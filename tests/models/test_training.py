@@ -220,3 +220,30 @@ def test_another_crop_seed_gives_unseen_crop_views(small_data: Path, tmp_path: P
     np.testing.assert_array_equal(first, again)
     np.testing.assert_allclose(first[0], other[0], atol=1e-5)  # the photo itself
     assert np.abs(first[1] - other[1]).mean() > 1e-3  # other crops of it
+
+
+def test_training_commands_take_their_data_from_the_option_or_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No data set has a default location: without --data and PHOTOSEARCH_TRAIN_DATA a clear error,
+    with the setting its folder is the one read."""
+    from typer.testing import CliRunner
+
+    from app.core.config import get_settings
+    from cli.main import app
+
+    monkeypatch.setenv("PHOTOSEARCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("PHOTOSEARCH_TRAIN_DATA", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    for command in (["train"], ["evaluate"], ["embedding-map"], ["finetune"]):
+        result = runner.invoke(app, [*command, "--device", "cpu"])
+        assert result.exit_code == 2, result.output
+        assert "give --data FOLDER" in result.output and "PHOTOSEARCH_TRAIN_DATA" in result.output
+    monkeypatch.setenv("PHOTOSEARCH_TRAIN_DATA", str(tmp_path / "captioned"))
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["evaluate", "--model", "joint-frozen", "--device", "cpu"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and str(tmp_path / "captioned" / "captions.jsonl") in result.output
