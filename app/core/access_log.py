@@ -17,12 +17,15 @@ log = logging.getLogger("photosearch.access")
 
 
 def configure_access_log() -> None:
-    """Lines reach stderr under a server that configures only its own loggers (uvicorn)."""
-    if not log.handlers:
+    """Lines reach stderr at INFO unless logging was configured already: `photosearch serve` sets up
+    its own handlers (a second one here would print every line twice), a bare uvicorn only its own
+    loggers. A level set for this logger is kept, so that it can be quietened."""
+    if not log.hasHandlers():
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
 
 
 def route_template(scope: Scope) -> str | None:
