@@ -98,6 +98,8 @@ async def image_request(request: Request, settings: Settings) -> ImageRequest:
     fields: dict[str, Any] = {}
     for key in ("k", "offset", "min_score"):
         values = [v for v in form_text(form, key) if v != ""]
+        if len(values) > 1:
+            raise InvalidInputError(f"form field {key!r} is given {len(values)} times; give it once")
         if values:
             fields[key] = values[0]
     for key in ("collections", "tags"):

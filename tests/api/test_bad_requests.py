@@ -98,6 +98,7 @@ def test_multipart_fields_are_checked_like_json(client: TestClient) -> None:
         ({"min_score": "nan"}, "finite number"),
         ({"collections": "a\x00b"}, "NUL character"),
         ({"k": str(TOO_BIG_ID)}, "k must be between 1 and"),
+        ({"k": ["2", "3"]}, "form field 'k' is given 2 times; give it once"),
     ):
         answer = client.post("/v1/search/image", files={"file": ("q.jpg", photo, "image/jpeg")}, data=fields)
         assert answer.status_code == 422 and fragment in answer.text, answer.text

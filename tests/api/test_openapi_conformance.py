@@ -35,8 +35,8 @@ def failures_of(operation: schemathesis.APIOperation, mode: GenerationMode) -> l
         # An upload's bytes must be a decodable image, which a schema cannot say: for uploads the
         # check that valid data is accepted is left out. Invalid data need not be rejected: the text
         # patterns the document states are deliberately stricter than the service's checks (a query
-        # of only "é" is documented as invalid and still searched), and a form field given twice is
-        # read once. Every other check applies to every request.
+        # of only "é" is documented as invalid and still searched). Every other check applies to
+        # every request.
         excluded = [negative_data_rejection]
         if case.media_type == "multipart/form-data":
             excluded.append(positive_data_acceptance)
