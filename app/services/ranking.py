@@ -31,6 +31,15 @@ class PhotoHit:
     rank_score: float | None = None  # cosine − hubness offset, for models with a query bank
 
 
+@dataclass(frozen=True)
+class PhotoDecoding:
+    """How indexed photos are decoded for the model: a pixel limit, and the shortest side it needs
+    (a JPEG is decoded at reduced scale down to that)."""
+
+    max_pixels: int
+    min_side: int
+
+
 def candidates_for(wanted: int, encoder: Encoder, normalise: bool) -> int:
     """How many cosine candidates to fetch so that bank ordering (when it applies) sees enough."""
     return wanted + max(wanted, NORMALISE_EXTRA) if normalise and encoder.query_bank else wanted
@@ -65,7 +74,7 @@ class BankRanking:
 
 
 def rerank(
-    reranker: Reranker, text: str, hits: list[PhotoHit], gate: HeavyWorkGate, max_pixels: int
+    reranker: Reranker, text: str, hits: list[PhotoHit], gate: HeavyWorkGate, decode: PhotoDecoding
 ) -> list[PhotoHit]:
     """Hits re-ordered by the re-ranker, which needs each candidate's patch grid: recomputed from its
     file (the index stores pooled vectors only). Each re-ranked hit keeps its cosine `score` and gets
@@ -75,7 +84,8 @@ def rerank(
     with gate.slot(release_memory=True):
         for hit in hits:
             try:
-                images.append(decode_photo(Path(hit.photo.path), max_pixels).image)  # path is absolute
+                path = Path(hit.photo.path)  # absolute
+                images.append(decode_photo(path, decode.max_pixels, decode.min_side).image)
                 readable.append(hit)
             except ImageDecodeError as exc:  # a file gone or changed since indexing: keep its dual rank
                 log.warning("re-ranking without photo %s: %s", hit.photo.id, exc)

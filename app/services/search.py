@@ -15,7 +15,7 @@ from app.services.filters import NO_FILTERS, Page, SearchFilters, page_of
 from app.services.index_cache import IndexCache
 from app.services.limits import HeavyWorkGate
 from app.services.query_vectors import ImageQuery, QueryVectors
-from app.services.ranking import BankRanking, PhotoHit, candidates_for, rerank
+from app.services.ranking import BankRanking, PhotoDecoding, PhotoHit, candidates_for, rerank
 from app.services.retrieval import PhotoCandidates
 from app.storage import repository as repo
 from models.encoder import Encoder
@@ -58,8 +58,10 @@ class SearchService:
             return self.photos_near(vector, page, filters, normalise=True)
         wide = Page(max(reranker.top_n, page.k + page.offset))
         hits = self.photos_near(vector, wide, filters, normalise=True)
-        limit = self.settings.indexer.max_image_pixels
-        ranked = rerank(reranker, self.vectors.checked_text(query), hits, self.gate, limit)
+        decoding = PhotoDecoding(
+            self.settings.indexer.max_image_pixels, 2 * self.encoder.preprocess.image_size
+        )
+        ranked = rerank(reranker, self.vectors.checked_text(query), hits, self.gate, decoding)
         return ranked[page.offset : page.offset + page.k]
 
     def search_image(
