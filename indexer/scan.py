@@ -23,6 +23,8 @@ from models.images import IMAGE_EXTENSIONS
 log = logging.getLogger(__name__)
 
 SKIP_DIRS = frozenset({"@eaDir", "node_modules", "__pycache__", "#recycle", "$RECYCLE.BIN"})
+HIDDEN = "hidden (indexer.include_hidden=false)"
+METADATA_FOLDER = "a system or NAS metadata folder"
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,9 @@ class _Walker:
         if not _text_name(entry.path):
             return "the name is not valid UTF-8: rename it to index it"
         if entry.name.startswith(".") and not self.rules.include_hidden:
-            return "hidden (indexer.include_hidden=false)"
+            return HIDDEN
         if is_dir and entry.name in SKIP_DIRS:
-            return "a system or NAS metadata folder"
+            return METADATA_FOLDER
         if entry.is_symlink():
             target = os.path.realpath(entry.path)
             if not _is_under(target, str(self.root)) and not self.rules.follow_symlinks_outside:
@@ -158,7 +160,8 @@ class _Walker:
 
     def _left_out(self, path: str, reason: str) -> None:
         shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
-        log.warning("left out %s: %s", shown, reason)
+        expected = reason in (HIDDEN, METADATA_FOLDER)  # left out by design: said, not warned
+        log.log(logging.INFO if expected else logging.WARNING, "left out %s: %s", shown, reason)
         self.result.unreadable_files.append((shown, reason))
 
     def _unreadable_dir(self, folder: str, reason: str) -> None:

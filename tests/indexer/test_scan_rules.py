@@ -43,7 +43,7 @@ def test_scan_leaves_out_links_fifos_and_hidden_files_with_reasons(
     sqlite_settings: Settings, encoder: Encoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = _odd_folder(tmp_path)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         report = run_index(sqlite_settings, encoder, root)
     reasons = _reasons(report.skipped)
     assert "outside the scanned folder" in reasons["passwd.jpg"]
