@@ -52,6 +52,11 @@ def checked_folder(folder: Path) -> Path:
         )
     if not root.is_dir():
         raise IndexerError(f"not a folder: {root}; give the folder that holds the photos")
+    try:
+        str(root).encode("utf-8")
+    except UnicodeEncodeError as exc:  # paths are stored as text: every photo under it would be left out
+        shown = str(root).encode("utf-8", "backslashreplace").decode("utf-8")
+        raise IndexerError(f"the folder name {shown} is not valid UTF-8: rename it to index it") from exc
     return root
 
 

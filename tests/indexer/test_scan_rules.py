@@ -12,6 +12,7 @@ import pytest
 
 from app.core.config import Settings
 from app.storage.tables import Photo
+from indexer.inputs import IndexerError
 from models.encoder import Encoder
 from tests.builders import photos
 from tests.builders.indexing import run_index, table
@@ -94,3 +95,5 @@ def test_a_name_that_is_not_utf8_is_skipped_and_the_run_goes_on(
     assert len(reasons) == 2 and all("not valid UTF-8" in reason for reason in reasons)
     assert {Path(row.path).suffix for row in table(settings, Photo)} == {".jpg"}
     assert run_index(settings, encoder, root).embedded == 0  # and again, without stopping
+    with pytest.raises(IndexerError, match="not valid UTF-8"):
+        run_index(settings, encoder, Path(os.fsdecode(os.fsencode(root) + b"/caf\xe9")))
