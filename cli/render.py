@@ -42,6 +42,10 @@ def print_index_report(console: Console, report: IndexReport) -> None:
     ]
     if report.captions:
         rows.append(("photos given captions", report.captions.photos))
+        rows.append(("captions new or changed", report.captions.added))
+        rows.append(("captions no longer in the file", report.captions.removed))
+    if report.labels:
+        rows.append(("photos tagged now", report.labels.photos_tagged))
     if report.photo_index:
         rows.append((f"photo index ({report.photo_index[0]})", report.photo_index[1]))
     if report.caption_index:

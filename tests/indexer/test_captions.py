@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from app.core.config import Settings
@@ -60,3 +61,18 @@ def test_a_changed_caption_line_embeds_only_its_changed_captions(
     new_vectors = _caption_vectors(settings)
     assert all(new_vectors[cid] == vectors[cid] for cid in kept)  # unchanged captions keep their vectors
     assert served_ids(settings, encoder, "captions") == set(after)
+
+
+def test_the_cli_report_says_what_changed_in_the_captions(cli_env: str, photo_folder: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    args = ["index", str(photo_folder), "--captions", str(photo_folder / "captions.jsonl")]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert re.search(r"captions new or changed\s*│\s*60\s*│", first.output)
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert re.search(r"captions new or changed\s*│\s*0\s*│", again.output)
+    assert re.search(r"caption vectors added\s*│\s*0\s*│", again.output)
