@@ -17,6 +17,39 @@ DataOption = Annotated[
     typer.Option(help="Folder with captions.jsonl (train + val splits); default: PHOTOSEARCH_TRAIN_DATA."),
 ]
 DeviceChoice = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
+OutOption = Annotated[Path | None, typer.Option(help="Checkpoint to write (.safetensors).")]
+ResumeOption = Annotated[
+    Path | None, typer.Option(help="Carry on from the .resume.pt written beside --out after each epoch.")
+]
+InitOption = Annotated[
+    Path | None, typer.Option(help="Start from this trained checkpoint of the same model config.")
+]
+CropSeedOption = Annotated[
+    int | None, typer.Option(help="Seed of the random-crop training views (another: unseen crops).")
+]
+BankDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Captioned photos; the bank comes from the train split (default: PHOTOSEARCH_TRAIN_DATA)."
+    ),
+]
+ServingSizeOption = Annotated[
+    int | None, typer.Option(help="Resolution photos are embedded at (default: the checkpoint's).")
+]
+HflipOption = Annotated[
+    bool | None, typer.Option("--hflip/--no-hflip", help="Average each photo with its mirror image.")
+]
+ExtraSizeOption = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--extra-size",
+        help="A further resolution averaged in, made from the --image-size pixels (repeat for more; "
+        "0: none; default: the checkpoint's).",
+    ),
+]
+BankPhotosOption = Annotated[
+    int, typer.Option(help="Photos in the query bank, at most the split's (0: no bank).")
+]
 
 
 def training_data(data: Path | None) -> Path:
@@ -33,23 +66,17 @@ def training_data(data: Path | None) -> Path:
 def train(
     model: Annotated[str, typer.Option(help="Registered model config to train.")] = "joint-default",
     data: DataOption = None,
-    out: Annotated[Path | None, typer.Option(help="Checkpoint to write (.safetensors).")] = None,
+    out: OutOption = None,
     epochs: Annotated[int | None, typer.Option(help="Override the config's epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the config's batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override the learning rate.")] = None,
     loss: Annotated[str | None, typer.Option(help="infonce | vse_hardest | triplet_shifted | cosine")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: DeviceChoice = "auto",
-    resume: Annotated[
-        Path | None, typer.Option(help="Carry on from the .resume.pt written beside --out after each epoch.")
-    ] = None,
-    init: Annotated[
-        Path | None, typer.Option(help="Start from this trained checkpoint of the same model config.")
-    ] = None,
+    resume: ResumeOption = None,
+    init: InitOption = None,
     image_size: Annotated[int | None, typer.Option(help="Override the training resolution.")] = None,
-    crop_seed: Annotated[
-        int | None, typer.Option(help="Seed of the random-crop training views (another: unseen crops).")
-    ] = None,
+    crop_seed: CropSeedOption = None,
 ) -> None:
     """Train a joint model on captioned photos; writes a checkpoint, its curves PNG and val figures."""
     from models.registry import load_joint_config
@@ -71,13 +98,17 @@ def train(
         init=init,
         **overrides,
     )
-    target = out or settings.data_dir / "checkpoints" / f"{model}.safetensors"
-    result = train_joint(config, folder, target, opts, resume=resume)
-    console.print(result.report.markdown(f"{model} (epoch {result.best_epoch})"))
-    console.print(
-        f"checkpoint: {result.checkpoint}  curves: {result.checkpoint.with_suffix('.png')}  "
-        f"time: {result.seconds:.0f} s"
+    result = train_joint(
+        config, folder, out or settings.data_dir / "checkpoints" / f"{model}.safetensors", opts, resume=resume
     )
+    console.print(result.report.markdown(f"{model} (epoch {result.best_epoch})"))
+    print_written(result.checkpoint, result.seconds)
+
+
+def print_written(checkpoint: Path, seconds: float, *, hint: bool = False) -> None:
+    """Where a training command wrote its checkpoint and curves, and how long it took."""
+    line = f"checkpoint: {checkpoint}  curves: {checkpoint.with_suffix('.png')}  time: {seconds:.0f} s"
+    console.print(line + (f"\nuse it: photosearch index PATH --model {checkpoint}" if hint else ""))
 
 
 def serving_settings(
@@ -97,29 +128,11 @@ def serving_settings(
 
 def calibrate_command(
     checkpoint: Annotated[Path, typer.Argument(help="A trained joint checkpoint (.safetensors), rewritten.")],
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            help="Captioned photos; the bank comes from the train split (default: PHOTOSEARCH_TRAIN_DATA)."
-        ),
-    ] = None,
-    image_size: Annotated[
-        int | None, typer.Option(help="Resolution photos are embedded at (default: the checkpoint's).")
-    ] = None,
-    hflip: Annotated[
-        bool | None, typer.Option("--hflip/--no-hflip", help="Average each photo with its mirror image.")
-    ] = None,
-    extra_size: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--extra-size",
-            help="A further resolution averaged in, made from the --image-size pixels (repeat for more; "
-            "0: none; default: the checkpoint's).",
-        ),
-    ] = None,
-    bank_photos: Annotated[
-        int, typer.Option(help="Photos in the query bank, at most the split's (0: no bank).")
-    ] = 2000,
+    data: BankDataOption = None,
+    image_size: ServingSizeOption = None,
+    hflip: HflipOption = None,
+    extra_size: ExtraSizeOption = None,
+    bank_photos: BankPhotosOption = 2000,
     bank_captions: Annotated[
         int, typer.Option(help="Captions in the query bank, at most the split's.")
     ] = 5000,
@@ -154,7 +167,7 @@ def finetune(
     ),
     data: DataOption = None,
     checkpoint: CheckpointOption = None,
-    out: Annotated[Path | None, typer.Option(help="Checkpoint to write (.safetensors).")] = None,
+    out: OutOption = None,
     epochs: Annotated[int, typer.Option(help="Passes over the training photos.")] = 5,
     batch_size: Annotated[int, typer.Option(help="Photos per micro-batch and process.")] = 64,
     accum_steps: Annotated[int, typer.Option(help="Micro-batches per optimiser step.")] = 1,
@@ -178,8 +191,8 @@ def finetune(
 
     Several GPUs: torchrun --nproc_per_node=N -m cli.main finetune ...
     """
-    from models.training.finetune import FinetuneOptions
     from models.training.finetune import finetune as run_finetune
+    from models.training.finetune_steps import FinetuneOptions
 
     options = FinetuneOptions(
         epochs=epochs, batch_size=batch_size, accum_steps=accum_steps, lr=lr, weight_decay=weight_decay,
@@ -190,22 +203,14 @@ def finetune(
     settings = current_settings()
     stem = Path(model).stem if model.endswith(".safetensors") else model.replace("local-dir:", "").strip("/")
     target = out or settings.data_dir / "checkpoints" / f"{Path(stem).name}-finetuned.safetensors"
+    dirs = settings.checkpoint_dirs
     result = run_finetune(
-        model,
-        training_data(data),
-        target,
-        options,
-        weights=checkpoint,
-        checkpoint_dirs=settings.checkpoint_dirs,
+        model, training_data(data), target, options, weights=checkpoint, checkpoint_dirs=dirs
     )
-    if os.environ.get("RANK", "0") != "0":
-        return
-    if result.report is not None:
-        console.print(result.report.markdown(f"{target.stem} (epoch {result.best_epoch})"))
-    console.print(
-        f"checkpoint: {result.checkpoint}  curves: {target.with_suffix('.png')}  "
-        f"time: {result.seconds:.0f} s\nuse it: photosearch index PATH --model {result.checkpoint}"
-    )
+    if os.environ.get("RANK", "0") == "0":  # torchrun: the first process speaks for all
+        if result.report is not None:
+            console.print(result.report.markdown(f"{target.stem} (epoch {result.best_epoch})"))
+        print_written(result.checkpoint, result.seconds, hint=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,14 +1,19 @@
-"""What a joint training run takes (TrainOptions) and gives back (TrainResult), shared by both trainers."""
+"""What a joint training run takes (TrainOptions), writes (save_trained) and gives back (TrainResult),
+shared by both trainers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from models.checkpoint import save_checkpoint
 from models.joint.config import JointConfig
+from models.training.calibrate import calibrate_after_training
+from models.training.epochs import EpochLog
 from models.training.evaluate import RetrievalReport
-from models.training.resume import EpochLog
 
 
 @dataclass
@@ -44,3 +49,31 @@ class TrainResult:
     report: RetrievalReport
     history: list[EpochLog] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def run_info(best_epoch: int, report: RetrievalReport, data: Path, opts: TrainOptions) -> dict[str, Any]:
+    """The training facts a checkpoint carries in its info."""
+    return {
+        "best_epoch": best_epoch,
+        "val": report.to_dict(),
+        "data": str(data),
+        "options": {k: str(v) for k, v in asdict(opts).items()},
+    }
+
+
+def save_trained(
+    out: Path,
+    config: JointConfig,
+    state: dict[str, torch.Tensor],
+    info: dict[str, Any],
+    data: Path,
+    opts: TrainOptions,
+    history: list[EpochLog],
+) -> None:
+    """Write the checkpoint, then give it what its config asks for when served (test-time settings, a
+    query bank), and draw its training curves beside it."""
+    from models.training.plots import plot_training_curves  # matplotlib: only once a run has finished
+
+    save_checkpoint(out, config=config, state_dict=state, info=info)
+    calibrate_after_training(out, data, config, opts.device)
+    plot_training_curves(history, out.with_suffix(".png"), title=config.name or out.stem)

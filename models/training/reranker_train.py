@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from models.joint.config import JointConfig
+from models.joint.config import JointConfig, RerankerConfig
 from models.joint.model import JointModel
 from models.loading import iterate_photo_batches
 from models.preprocess import PreprocessConfig
@@ -121,18 +121,43 @@ def train_reranker(
     opts: Any,
 ) -> dict[str, Any]:
     """Train model.reranker in place on hard negatives; → info with val figures without and with it."""
-    assert model.reranker is not None
-    assert config.reranker is not None
+    assert model.reranker is not None and config.reranker is not None
     spec, device, started = config.reranker, torch.device(opts.device), time.perf_counter()
-    top_n, negatives = spec.top_n, spec.negatives
-    preprocess = config.preprocess
     photos = train_photos[: spec.train_photos]
-    top_n = min(top_n, len(photos) - 1)  # tiny sets: never more candidates than wrong photos
-    negatives = min(negatives, top_n)
-    grids = image_grids(model, preprocess, [p.path for p in photos], device, opts.workers)
+    top_n = min(spec.top_n, len(photos) - 1)  # tiny sets: never more candidates than wrong photos
+    grids = image_grids(model, config.preprocess, [p.path for p in photos], device, opts.workers)
     texts, owners = _captions(photos)
     images, text = dual_vectors(model.eval(), grids, texts, device)
     ranked = torch.argsort(-(text @ images.T), dim=1)[:, : top_n + 1]  # (n_txt, top_n + 1) hard candidates
+    hard = _HardNegatives(grids, texts, owners, ranked, min(spec.negatives, top_n))
+    losses = _fit(model, hard, spec, opts, device)
+    val_grids = image_grids(model, config.preprocess, [p.path for p in val_photos], device, opts.workers)
+    val_texts, val_owners = _captions(val_photos)
+    plain, reranked = reranked_report(model, val_grids, val_texts, val_owners, top_n, device)
+    return {
+        "val_without": plain.to_dict(),
+        "val_with": reranked.to_dict(),
+        "loss_first": float(np.mean(losses[:20])),
+        "loss_last": float(np.mean(losses[-20:])),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+@dataclasses.dataclass
+class _HardNegatives:
+    grids: torch.Tensor  # (n_photos, C, 7, 7) float16 patch grids
+    texts: list[str]
+    owners: np.ndarray  # (n_txt,) photo of each caption
+    ranked: torch.Tensor  # (n_txt, top_n + 1) the dual encoder's best photos per caption
+    negatives: int
+
+
+def _fit(
+    model: JointModel, hard: _HardNegatives, spec: RerankerConfig, opts: Any, device: torch.device
+) -> list[float]:
+    """The re-ranker's epochs (the dual encoder frozen) → every step's loss. No validation per epoch:
+    the figures that matter are measured once, on the val split, after the last."""
+    assert model.reranker is not None
     for param in model.parameters():
         param.requires_grad = False
     params = list(model.reranker.parameters())
@@ -143,26 +168,19 @@ def train_reranker(
     losses = []
     for epoch in range(spec.epochs):
         model.reranker.train()
-        order = torch.randperm(len(texts), generator=generator)[: spec.captions_per_epoch]
+        order = torch.randperm(len(hard.texts), generator=generator)[: spec.captions_per_epoch]
         for start in range(0, len(order), spec.batch_size):
             rows = order[start : start + spec.batch_size]
-            cands = torch.stack([_candidates(int(r), ranked[r], owners, negatives, generator) for r in rows])
-            loss = _rerank_step(model, grids, [texts[int(r)] for r in rows], cands, device)
+            cands = torch.stack(
+                [_candidates(int(r), hard.ranked[r], hard.owners, hard.negatives, generator) for r in rows]
+            )
+            loss = _rerank_step(model, hard.grids, [hard.texts[int(r)] for r in rows], cands, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
         log.info("re-ranker epoch %d: loss %.3f", epoch + 1, float(np.mean(losses[-50:])))
-    val_grids = image_grids(model, preprocess, [p.path for p in val_photos], device, opts.workers)
-    val_texts, val_owners = _captions(val_photos)
-    plain, reranked = reranked_report(model, val_grids, val_texts, val_owners, top_n, device)
-    return {
-        "val_without": plain.to_dict(),
-        "val_with": reranked.to_dict(),
-        "loss_first": float(np.mean(losses[:20])),
-        "loss_last": float(np.mean(losses[-20:])),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    return losses
 
 
 def _candidates(

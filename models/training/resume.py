@@ -1,4 +1,4 @@
-"""Epoch bookkeeping for both trainers: best epoch, early stopping on val R@sum, and after every epoch
+"""Resuming the joint trainers: the epoch loop (models/training/epochs.py) writes after every epoch
 a resume file `<out>.resume.pt` (the model's trainable state, optimizer, scheduler, RNG states, history,
 best epoch) so `--resume` carries on from the last finished epoch exactly as if never stopped."""
 
@@ -6,28 +6,21 @@ from __future__ import annotations
 
 import logging
 import random
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import Progress
 
+from models.checkpoint import load_checkpoint
 from models.joint.config import JointConfig
+from models.joint.model import JointModel
+from models.query_bank import split_bank_tensors
+from models.training.epochs import EpochLog, EpochLoop
 from models.training.evaluate import RetrievalReport
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EpochLog:
-    epoch: int
-    loss: float
-    val_rsum: float
-    seconds: float
 
 
 def resume_path(out: Path) -> Path:
@@ -80,25 +73,22 @@ def start_run(
     return saved, JointConfig.parse(saved["config"], f"{resume} (the config it trains)")
 
 
-def init_from_checkpoint(model: torch.nn.Module, path: Path) -> None:
+def init_from_checkpoint(model: JointModel, path: Path) -> None:
     """Load a trained checkpoint's weights (heads, tuned tower layers) as the starting point of a run.
     Its query bank, if any, is not carried over: training writes a new one."""
-    from models.checkpoint import load_checkpoint
-    from models.query_bank import split_bank_tensors
-
     state = split_bank_tensors(load_checkpoint(path).state_dict)
-    model.load_checkpoint_state(state)  # type: ignore[operator]  # JointModel; raises if configs differ
+    model.load_checkpoint_state(state)  # raises if the configs differ
 
 
-class EpochKeeper:
-    """Runs the epochs: progress bar and log, the best epoch's state, early stopping on val R@sum, and the
-    resume file after each epoch."""
+class EpochKeeper(EpochLoop):
+    """The joint trainers' epochs: the shared loop (models/training/epochs.py), the best epoch's trainable
+    state kept in memory, and the resume file written after each epoch."""
 
     def __init__(
         self,
         out: Path,
         config: JointConfig,
-        model: torch.nn.Module,
+        model: JointModel,
         optimizer: Any,
         scheduler: Any,
         opts: Any,
@@ -106,20 +96,24 @@ class EpochKeeper:
         saved: dict[str, Any] | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
+        super().__init__(opts.epochs, opts.patience)
         self.out, self.config, self.model, self.opts = out, config, model, opts
         self.optimizer, self.scheduler, self.generator = optimizer, scheduler, generator
-        self.history: list[EpochLog] = []
         self.best: dict[str, Any] | None = None
-        self.first_epoch, self.stopped = 1, False
         if saved:
-            model.load_checkpoint_state(saved["model"])  # type: ignore[operator]
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            self.history = [EpochLog(**h) for h in saved["history"]]
-            self.best, self.first_epoch = saved["best"], int(saved["epoch"]) + 1
-            self.stopped = bool(saved.get("finished"))
-            set_rng_state(saved["rng"], generator)
-            log.info("resuming %s after epoch %d", resume_path(out), saved["epoch"])
+            self._restore(saved)
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.model.load_checkpoint_state(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.history = [EpochLog(**h) for h in saved["history"]]
+        self.best, self.first_epoch = saved["best"], int(saved["epoch"]) + 1
+        if self.best is not None:
+            self.best_epoch, self.best_rsum = int(self.best["epoch"]), float(self.best["rsum"])
+        self.stopped = bool(saved.get("finished", False))  # files of before it was written
+        set_rng_state(saved["rng"], self.generator)
+        log.info("resuming %s after epoch %d", resume_path(self.out), saved["epoch"])
 
     def step(self, loss: torch.Tensor) -> float:
         """One optimizer and schedule step on a batch's loss; → the loss."""
@@ -129,49 +123,11 @@ class EpochKeeper:
         self.scheduler.step()
         return float(loss.item())
 
-    def run(
-        self,
-        train_epoch: Callable[[int], list[float]],
-        validate: Callable[[], RetrievalReport],
-        stop_after: int | None = None,
-    ) -> None:
-        """train_epoch(epoch) → its step losses; validate() → val figures. stop_after: end the run after
-        that epoch (as if interrupted); the resume file lets a later run go on."""
-        with Progress() as progress:
-            task = progress.add_task("training", total=self.opts.epochs, completed=self.first_epoch - 1)
-            for epoch in range(self.first_epoch, self.opts.epochs + 1):
-                if self.stopped:
-                    break
-                started = time.perf_counter()
-                losses = train_epoch(epoch)
-                report = validate()
-                loss = float(np.mean(losses))
-                self.history.append(EpochLog(epoch, loss, report.rsum, time.perf_counter() - started))
-                progress.update(
-                    task, advance=1, description=f"epoch {epoch} loss {loss:.3f} val R@sum {report.rsum:.1f}"
-                )
-                log.info(
-                    "epoch %d: loss %.3f, val R@sum %.1f (T→I R@1 %.1f, I→T R@1 %.1f)",
-                    epoch,
-                    loss,
-                    report.rsum,
-                    report.t2i_r1,
-                    report.i2t_r1,
-                )
-                self._end_epoch(epoch, report)
-                if self.stopped or (stop_after is not None and epoch >= stop_after):
-                    break
+    def on_best(self, epoch: int, report: RetrievalReport) -> None:
+        state = {k: v.detach().cpu().clone() for k, v in self.model.checkpoint_state().items()}
+        self.best = {"rsum": report.rsum, "epoch": epoch, "state": state, "report": report.to_dict()}
 
-    def _end_epoch(self, epoch: int, report: RetrievalReport) -> None:
-        if self.best is None or report.rsum > self.best["rsum"]:
-            state = {k: v.detach().cpu().clone() for k, v in self.model.checkpoint_state().items()}  # type: ignore[operator]
-            self.best = {"rsum": report.rsum, "epoch": epoch, "state": state, "report": report.to_dict()}
-        self.stopped = epoch - self.best["epoch"] >= self.opts.patience
-        self._save(epoch)
-        if self.stopped:
-            log.info("early stop at epoch %d (best %d)", epoch, self.best["epoch"])
-
-    def _save(self, epoch: int) -> None:
+    def after_epoch(self, epoch: int) -> None:
         """Write the resume file atomically (a kill mid-write leaves the previous epoch's file)."""
         path = resume_path(self.out)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +135,7 @@ class EpochKeeper:
             "epoch": epoch,
             "config": self.config.to_json(),
             "finished": self.stopped,
-            "model": {k: v.detach().cpu() for k, v in self.model.checkpoint_state().items()},  # type: ignore[operator]
+            "model": {k: v.detach().cpu() for k, v in self.model.checkpoint_state().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": [asdict(h) for h in self.history],

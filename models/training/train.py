@@ -12,21 +12,20 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from models.checkpoint import save_checkpoint
 from models.joint.config import JointConfig
 from models.joint.model import JointModel
-from models.training.calibrate import calibrate_after_training
 from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
-from models.training.options import TrainOptions, TrainResult
+from models.training.options import TrainOptions, TrainResult, run_info, save_trained
 from models.training.resume import EpochKeeper, init_from_checkpoint, start_run
 from models.training.schedule import warmup_cosine
 from models.training.train_e2e import has_trainable_tower, train_e2e
@@ -135,7 +134,7 @@ def train_joint(
 
     stop_after: end this run after that epoch (as if interrupted); the resume file lets a later run go on.
     """
-    if has_trainable_tower(config):  # towers trained end to end (joint model zoo, issue 3)
+    if has_trainable_tower(config):  # towers trained end to end
         return train_e2e(config, data, out, opts, resume=resume, stop_after=stop_after)
     started = time.perf_counter()
     saved, config = start_run(config, opts.seed, resume)
@@ -144,49 +143,47 @@ def train_joint(
         init_from_checkpoint(model, opts.init)
     train = _features(model, load_captioned_photos(data, "train"), config.train.views, opts, config)
     val = _features(model, load_captioned_photos(data, "val"), ("original",), opts, config)
-    optimizer = _optimizer(model, opts, config.train.tower_lr_scale)
-    n_photos = train.images.shape[1]
-    steps_per_epoch = math.ceil(n_photos / opts.batch_size)
-    total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
-    generator = torch.Generator().manual_seed(opts.seed)
-    keeper = EpochKeeper(out, config, model, optimizer, scheduler, opts, saved=saved, generator=generator)
-
-    def train_epoch(epoch: int) -> list[float]:
-        model.train()
-        losses = []
-        order = torch.randperm(n_photos, generator=generator)
-        for start in range(0, n_photos, opts.batch_size):
-            batch = order[start : start + opts.batch_size]
-            if len(batch) < 2:
-                continue
-            views = torch.randint(0, train.images.shape[0], (len(batch),), generator=generator)
-            caption_rows = [random.choice(train.captions_of[i]) for i in batch.tolist()]
-            image = model.embed_image_frozen(train.images[views, batch].float())
-            text = model.embed_text_frozen(*train.text_batch(caption_rows))
-            loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
-            losses.append(keeper.step(loss))
-        return losses
-
-    keeper.run(train_epoch, lambda: _validate(model, val), stop_after)
+    keeper = _keeper(model, train.images.shape[1], opts, out, saved)
+    keeper.run(lambda _: _train_epoch(model, train, keeper, opts), lambda: _validate(model, val), stop_after)
     best_epoch, state, report = keeper.final_best()
-    history = keeper.history
-    seconds = time.perf_counter() - started
-    info = {
-        "best_epoch": best_epoch,
-        "val": report.to_dict(),
-        "train_seconds": round(seconds, 1),
-        "options": {k: str(v) for k, v in asdict(opts).items()},
-        "data": str(data),
-    }
+    info = run_info(best_epoch, report, data, opts)
+    info["train_seconds"] = round(time.perf_counter() - started, 1)
     # tuned pretrained-tower layers are stored as float16: half the size, no measurable change
     state = {
         k: v.half() if k.startswith(("image_tower.", "text_tower.")) and v.is_floating_point() else v
         for k, v in state.items()
     }
-    save_checkpoint(out, config=config, state_dict=state, info=info)
-    calibrate_after_training(out, data, config, opts.device)  # test-time settings, query bank
-    from models.training.plots import plot_training_curves
+    save_trained(out, config, state, info, data, opts, keeper.history)
+    return TrainResult(out, best_epoch, report, keeper.history, time.perf_counter() - started)
 
-    plot_training_curves(history, out.with_suffix(".png"), title=config.name or out.stem)
-    return TrainResult(out, best_epoch, report, history, seconds)
+
+def _keeper(
+    model: JointModel, n_photos: int, opts: TrainOptions, out: Path, saved: dict[str, Any] | None
+) -> EpochKeeper:
+    """The epoch loop with its optimizer, warmup + cosine schedule and the generator batches draw from."""
+    optimizer = _optimizer(model, opts, model.config.train.tower_lr_scale)
+    steps_per_epoch = math.ceil(n_photos / opts.batch_size)
+    total, warmup = steps_per_epoch * opts.epochs, int(steps_per_epoch * opts.warmup_epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+    generator = torch.Generator().manual_seed(opts.seed)
+    return EpochKeeper(out, model.config, model, optimizer, scheduler, opts, saved=saved, generator=generator)
+
+
+def _train_epoch(model: JointModel, train: _Features, keeper: EpochKeeper, opts: TrainOptions) -> float:
+    """One pass over the photos in random order, one random view and caption of each → mean loss."""
+    assert keeper.generator is not None
+    generator, n_photos = keeper.generator, train.images.shape[1]
+    model.train()
+    losses = []
+    order = torch.randperm(n_photos, generator=generator)
+    for start in range(0, n_photos, opts.batch_size):
+        batch = order[start : start + opts.batch_size]
+        if len(batch) < 2:
+            continue
+        views = torch.randint(0, train.images.shape[0], (len(batch),), generator=generator)
+        caption_rows = [random.choice(train.captions_of[i]) for i in batch.tolist()]
+        image = model.embed_image_frozen(train.images[views, batch].float())
+        text = model.embed_text_frozen(*train.text_batch(caption_rows))
+        loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
+        losses.append(keeper.step(loss))
+    return float(np.mean(losses))

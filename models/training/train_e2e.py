@@ -9,30 +9,28 @@ after every epoch a resume file (models/training/resume.py) for `--resume`.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from models.checkpoint import save_checkpoint
 from models.joint.config import JointConfig, MiniLMSpec, ResNetScratchSpec
 from models.joint.model import JointModel
 from models.preprocess import PreprocessConfig
-from models.training.calibrate import calibrate_after_training
 from models.training.data import CaptionedPhoto, load_captioned_photos
 from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
 from models.training.evaluate import RetrievalReport, retrieval_report
 from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
-from models.training.options import TrainOptions, TrainResult
-from models.training.resume import EpochKeeper, EpochLog, init_from_checkpoint, start_run
+from models.training.options import TrainOptions, TrainResult, run_info, save_trained
+from models.training.reranker_train import train_reranker
+from models.training.resume import EpochKeeper, init_from_checkpoint, start_run
 from models.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -128,76 +126,55 @@ def train_e2e(
     saved, config = start_run(config, opts.seed, resume)
     train_photos, val_photos = load_captioned_photos(data, "train"), load_captioned_photos(data, "val")
     config = with_vocab(config, train_photos)
-    device = torch.device(opts.device)
     model = JointModel(config)
     if opts.init is not None and saved is None:
         init_from_checkpoint(model, opts.init)
-    model = model.to(device)
+    model = model.to(torch.device(opts.device))
     images = _Images(model, config, opts, {"train": train_photos, "val": val_photos})
-    objective = config.loss.objective
+    captions_per_item = 2 if config.loss.objective == "captions" else 1
     dataset = TrainPhotos(
-        train_photos,
-        images.dataset_preprocess(),
-        seed=opts.seed,
-        captions_per_item=2 if objective == "captions" else 1,
+        train_photos, images.dataset_preprocess(), seed=opts.seed, captions_per_item=captions_per_item
     )
+    keeper = _keeper(model, len(dataset), opts, out, saved)
+    validate = partial(_validate, model, images, val_photos, opts)
+    keeper.run(lambda epoch: _train_epoch(model, images, dataset, keeper, epoch), validate, stop_after)
+    best_epoch, state, report = keeper.final_best()
+    model.load_checkpoint_state(state)
+    info = run_info(best_epoch, report, data, opts)
+    if model.reranker is not None:
+        info["reranker"] = train_reranker(model, config, train_photos, val_photos, opts)
+    info["train_seconds"] = round(time.perf_counter() - started, 1)
+    state = {k: v.detach().cpu() for k, v in model.checkpoint_state().items()}
+    save_trained(out, config, state, info, data, opts, keeper.history)
+    return TrainResult(out, best_epoch, report, keeper.history, time.perf_counter() - started)
+
+
+def _keeper(
+    model: JointModel, n_photos: int, opts: TrainOptions, out: Path, saved: dict[str, Any] | None
+) -> EpochKeeper:
+    """The epoch loop with AdamW over every trainable parameter and a warmup + cosine schedule."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(math.ceil(len(dataset) / opts.batch_size), opts)
-    )
-    keeper = EpochKeeper(out, config, model, optimizer, scheduler, opts, saved=saved)
-
-    def train_epoch(epoch: int) -> list[float]:
-        model.train()
-        losses = []
-        for batch in batches(
-            dataset, epoch=epoch, batch_size=opts.batch_size, shuffle=True, workers=opts.workers
-        ):
-            if len(batch.indices) < 2:
-                continue
-            loss = _step_loss(model, images, batch, opts, objective)
-            losses.append(keeper.step(loss))
-        return losses
-
-    keeper.run(train_epoch, lambda: _validate(model, images, val_photos, opts), stop_after)
-    best = keeper.final_best()
-    return _finish(config, model, best, keeper.history, data, out, opts, train_photos, val_photos, started)
+    schedule = _schedule(math.ceil(n_photos / opts.batch_size), opts)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return EpochKeeper(out, model.config, model, optimizer, scheduler, opts, saved=saved)
 
 
-def _finish(
-    config: JointConfig,
-    model: JointModel,
-    best: tuple[int, dict[str, torch.Tensor], RetrievalReport],
-    history: list[EpochLog],
-    data: Path,
-    out: Path,
-    opts: TrainOptions,
-    train_photos: list[CaptionedPhoto],
-    val_photos: list[CaptionedPhoto],
-    started: float,
-) -> TrainResult:
-    best_epoch, state, report = best
-    model.load_checkpoint_state(state)
-    info: dict[str, Any] = {
-        "best_epoch": best_epoch,
-        "val": report.to_dict(),
-        "data": str(data),
-        "options": {k: str(v) for k, v in asdict(opts).items()},
-    }
-    if model.reranker is not None:
-        from models.training.reranker_train import train_reranker
-
-        info["reranker"] = train_reranker(model, config, train_photos, val_photos, opts)
-    seconds = time.perf_counter() - started
-    info["train_seconds"] = round(seconds, 1)
-    state = {k: v.detach().cpu() for k, v in model.checkpoint_state().items()}
-    save_checkpoint(out, config=config, state_dict=copy.copy(state), info=info)
-    calibrate_after_training(out, data, config, opts.device)  # test-time settings, query bank
-    from models.training.plots import plot_training_curves
-
-    plot_training_curves(history, out.with_suffix(".png"), title=config.name or out.stem)
-    return TrainResult(out, best_epoch, report, history, seconds)
+def _train_epoch(
+    model: JointModel, images: _Images, dataset: TrainPhotos, keeper: EpochKeeper, epoch: int
+) -> float:
+    """One pass over the training photos in the epoch's order → the mean loss."""
+    opts = keeper.opts
+    model.train()
+    losses = []
+    for batch in batches(
+        dataset, epoch=epoch, batch_size=opts.batch_size, shuffle=True, workers=opts.workers
+    ):
+        if len(batch.indices) < 2:
+            continue
+        loss = _step_loss(model, images, batch, opts, model.config.loss.objective)
+        losses.append(keeper.step(loss))
+    return float(np.mean(losses))
 
 
 def has_trainable_tower(config: JointConfig) -> bool:

@@ -20,13 +20,9 @@ from models.clip.encoder import ClipEncoder, random_clip_encoder
 from models.clip.export import save_clip_checkpoint
 from models.clip.tiny import tiny_clip_config
 from models.registry import create_encoder
-from models.training.finetune import (
-    FinetuneError,
-    FinetuneOptions,
-    accumulate_gradients,
-    finetune,
-    prepare_model,
-)
+from models.training.finetune import finetune
+from models.training.finetune_data import FinetuneError
+from models.training.finetune_steps import FinetuneOptions, accumulate_gradients, prepare_model
 
 FLICKR = Path(__file__).resolve().parents[3] / "shared" / "data" / "flickr8k"
 ROOT = Path(__file__).resolve().parents[2]
