@@ -9,7 +9,8 @@ How a user points at weights, first match wins:
    - a photosearch checkpoint (what `photosearch finetune` writes), or
    - `local-dir:/folder` (or a plain folder) holding `open_clip_config.json` and the weights, the layout
      open_clip's `create_model("local-dir:...")` reads and `hf download <repo> --local-dir` writes.
-2. In each checkpoint folder (`$PHOTOSEARCH_CHECKPOINT_DIR`, then `models/checkpoints/`):
+2. In each checkpoint folder the caller passes (the `checkpoint_dir` setting, `$PHOTOSEARCH_CHECKPOINT_DIR`),
+   then `models/checkpoints/`:
    `<model name>/` as a local-dir folder, or a file `<model name>.safetensors|.bin|.pt|.pth`.
 3. The Hugging Face cache, read from disk only (whatever `HF_HUB_OFFLINE` says):
    `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`, holding
