@@ -160,7 +160,7 @@ class AnnotateResponse(BaseModel):
     captions: list[CaptionHitPublic]
 
 
-class CaptionSearch(BaseModel):  # caption→caption search (joint model zoo)
+class CaptionSearch(BaseModel):  # caption→caption search
     model_config = ConfigDict(extra="forbid")
     query: str = Field(description="Words to match captions against.", examples=["a dog on a beach"])
     k: int | None = Field(default=None, ge=1, description=K_HELP)

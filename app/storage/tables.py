@@ -137,7 +137,7 @@ class IndexBuild(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# --- zero-shot tags (clip family, issue 4): indexer/labels.py writes, the tags search filter reads ---
+# --- zero-shot tags: indexer/labels.py writes, the tags search filter reads ---
 class PhotoTag(Base):
     """A label that fits a photo, with its zero-shot probability; `source` names the label set and model."""
 
