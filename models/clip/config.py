@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from models.preprocess import PreprocessConfig
 from models.schema import StrictConfig
 
@@ -29,3 +31,41 @@ class ClipConfig(StrictConfig):
     embed_dim: int | None = None
     open_clip_version: str | None = None
     base_model: str | None = None
+
+
+class _OpenClipSection(BaseModel):
+    """A view of one of open_clip's own dictionaries: the keys we read, typed, with open_clip's
+    defaults; every other key belongs to open_clip and is passed to it untouched."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class OpenClipVision(_OpenClipSection):
+    image_size: int | tuple[int, ...] | None = None  # None: the preprocessing's size
+    patch_size: int = 16
+    width: int = 768
+
+
+class OpenClipText(_OpenClipSection):
+    context_length: int = 77
+    hf_model_name: str | None = None  # a Hugging Face transformer as the text tower
+    hf_tokenizer_name: str | None = None
+    tokenizer_mode: str | None = None
+    tokenizer_kwargs: dict[str, Any] = {}
+
+
+class OpenClipArchitecture(_OpenClipSection):
+    """open_clip's model_cfg (inline in a config, or open_clip's built-in one), as far as we read it."""
+
+    vision_cfg: OpenClipVision = OpenClipVision()
+    text_cfg: OpenClipText = OpenClipText()
+
+
+class OpenClipPreprocess(_OpenClipSection):
+    """open_clip's preprocess dict (its PreprocessCfg merged with a tag's and a folder's values)."""
+
+    size: int | tuple[int, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"

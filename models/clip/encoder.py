@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint_config
-from models.clip.config import ClipConfig, Precision
+from models.clip.config import ClipConfig, OpenClipArchitecture, Precision
 from models.clip.factory import (
     ClipConfigError,
     Tokenizer,
@@ -110,9 +110,10 @@ class ClipEncoder(Encoder):
         if self.device.type != "cuda":
             return 32
         free, _total = torch.cuda.mem_get_info(self.device)
-        vision = self.model_cfg.get("vision_cfg", {})
-        tokens = (int(vision.get("image_size", 224)) // int(vision.get("patch_size", 16))) ** 2 + 1
-        width = int(vision.get("width", 768))
+        vision = OpenClipArchitecture.model_validate(self.model_cfg).vision_cfg
+        side = vision.image_size if isinstance(vision.image_size, int) else self.preprocess.image_size
+        tokens = (side // vision.patch_size) ** 2 + 1
+        width = vision.width
         per_image = tokens * width * 2 * 24 + tokens * tokens * 2 * 16  # activations + attention, bytes
         fits = int(free * 0.5 // per_image)
         return max(8, min(1024, 1 << max(3, fits.bit_length() - 1)))

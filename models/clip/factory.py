@@ -17,7 +17,7 @@ import open_clip
 import torch
 from torch import nn
 
-from models.clip.config import ClipConfig
+from models.clip.config import ClipConfig, OpenClipArchitecture, OpenClipPreprocess
 from models.errors import ModelNotFoundError
 from models.preprocess import PreprocessConfig
 
@@ -67,39 +67,42 @@ def open_clip_preprocess(
         merged = merge_preprocess_dict(merged, open_clip.get_pretrained_cfg(str(arch), str(tag)))
     merged = merge_preprocess_dict(merged, overrides or {})
     merged = merge_preprocess_dict(merged, config.preprocess_cfg or {})
-    merged["size"] = model_cfg.get("vision_cfg", {}).get("image_size", merged["size"])
+    size = OpenClipArchitecture.model_validate(model_cfg).vision_cfg.image_size
+    if size is not None:
+        merged["size"] = size
     return merged
 
 
 def to_preprocess_config(cfg: dict[str, Any]) -> PreprocessConfig:
     """open_clip's preprocess dict → our PreprocessConfig (what the indexer and service apply)."""
-    size = cfg["size"]
-    if isinstance(size, list | tuple):
+    read = OpenClipPreprocess.model_validate(cfg)
+    size = read.size
+    if isinstance(size, tuple):
         if len(set(size)) != 1:
-            raise ClipConfigError(f"non-square image size {size} is not supported; only square inputs")
+            raise ClipConfigError(f"non-square image size {list(size)} is not supported; only square inputs")
         size = size[0]
-    mode = str(cfg.get("resize_mode", "shortest"))
-    resize = _RESIZE_MODES.get(mode)
+    resize = _RESIZE_MODES.get(read.resize_mode)  # our table of equivalents
     if resize is None:
-        log.warning("open_clip resize_mode %r has no equivalent here; using resize+centre crop", mode)
+        log.warning(
+            "open_clip resize_mode %r has no equivalent here; using resize+centre crop", read.resize_mode
+        )
         resize = "shortest_crop"
-    interpolation = str(cfg.get("interpolation", "bicubic"))
+    interpolation = read.interpolation
     if interpolation not in ("bicubic", "bilinear"):
         log.warning("interpolation %r not supported; using bicubic", interpolation)
         interpolation = "bicubic"
     return PreprocessConfig(
         image_size=int(size),
         resize=resize,  # type: ignore[arg-type]  # one of _RESIZE_MODES' values
-        mean=tuple(cfg["mean"]),
-        std=tuple(cfg["std"]),
+        mean=read.mean,
+        std=read.std,
         interpolation=interpolation,  # type: ignore[arg-type]  # checked just above
     )
 
 
 def hf_text_name(model_cfg: dict[str, Any]) -> str | None:
     """The Hugging Face text model a config's text tower is built from (None for open_clip's own)."""
-    name = model_cfg.get("text_cfg", {}).get("hf_model_name")
-    return str(name) if name else None
+    return OpenClipArchitecture.model_validate(model_cfg).text_cfg.hf_model_name or None
 
 
 def instantiate(model_cfg: dict[str, Any], hf_text_dir: Path | None = None) -> nn.Module:
@@ -126,19 +129,18 @@ def instantiate(model_cfg: dict[str, Any], hf_text_dir: Path | None = None) -> n
 
 def build_tokenizer(model_cfg: dict[str, Any], hf_text_dir: Path | None = None) -> Tokenizer:
     """open_clip's BPE tokenizer (ships inside the package), or a local Hugging Face tokenizer."""
-    text_cfg = model_cfg.get("text_cfg", {})
-    context_length = int(text_cfg.get("context_length", 77))
-    kwargs = dict(text_cfg.get("tokenizer_kwargs", {}))
-    if text_cfg.get("hf_tokenizer_name"):
+    text_cfg = OpenClipArchitecture.model_validate(model_cfg).text_cfg
+    kwargs = dict(text_cfg.tokenizer_kwargs)
+    if text_cfg.hf_tokenizer_name:
         if hf_text_dir is None:
-            raise ClipConfigError(f"tokenizer {text_cfg['hf_tokenizer_name']!r} needs its local folder")
+            raise ClipConfigError(f"tokenizer {text_cfg.hf_tokenizer_name!r} needs its local folder")
         from open_clip.tokenizer import HFTokenizer
 
         tokenizer: Tokenizer = HFTokenizer(
             str(hf_text_dir),
-            context_length=context_length,
-            tokenizer_mode=text_cfg.get("tokenizer_mode"),
+            context_length=text_cfg.context_length,
+            tokenizer_mode=text_cfg.tokenizer_mode,
             **kwargs,
         )
         return tokenizer
-    return open_clip.SimpleTokenizer(context_length=context_length, **kwargs)  # type: ignore[no-any-return]
+    return open_clip.SimpleTokenizer(context_length=text_cfg.context_length, **kwargs)  # type: ignore[no-any-return]
