@@ -47,6 +47,11 @@ ExtraSizeOption = Annotated[
         "0: none; default: the checkpoint's).",
     ),
 ]
+ClipModelOption = Annotated[
+    str, typer.Option(help="clip model to start from (name, checkpoint or local-dir:).")
+]
+MaxTrainOption = Annotated[int | None, typer.Option(help="Use only the first N training photos.")]
+MaxValOption = Annotated[int | None, typer.Option(help="Measure on only the first N val photos.")]
 BankPhotosOption = Annotated[
     int, typer.Option(help="Photos in the query bank, at most the split's (0: no bank).")
 ]
@@ -162,9 +167,7 @@ def calibrate_command(
 
 
 def finetune(
-    model: Annotated[str, typer.Option(help="clip model to start from (name, checkpoint or local-dir:).")] = (
-        "clip-vit-h-14"
-    ),
+    model: ClipModelOption = "clip-vit-h-14",
     data: DataOption = None,
     checkpoint: CheckpointOption = None,
     out: OutOption = None,
@@ -179,12 +182,8 @@ def finetune(
     grad_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (torchrun: one GPU per process).")] = "auto",
     workers: Annotated[int, typer.Option(help="Photo decoding workers per process.")] = 4,
-    max_train_photos: Annotated[
-        int | None, typer.Option(help="Use only the first N training photos.")
-    ] = None,
-    max_val_photos: Annotated[
-        int | None, typer.Option(help="Measure on only the first N val photos.")
-    ] = None,
+    max_train_photos: MaxTrainOption = None,
+    max_val_photos: MaxValOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Fine-tune a clip model with the CLIP contrastive loss; writes the best epoch's checkpoint.
@@ -201,16 +200,18 @@ def finetune(
         max_train_photos=max_train_photos, max_val_photos=max_val_photos,
     )  # fmt: skip
     settings = current_settings()
-    stem = Path(model).stem if model.endswith(".safetensors") else model.replace("local-dir:", "").strip("/")
-    target = out or settings.data_dir / "checkpoints" / f"{Path(stem).name}-finetuned.safetensors"
-    dirs = settings.checkpoint_dirs
-    result = run_finetune(
-        model, training_data(data), target, options, weights=checkpoint, checkpoint_dirs=dirs
-    )
+    target = out or finetuned_path(model, settings.data_dir)
+    result = run_finetune(model, training_data(data), target, options, checkpoint, settings.checkpoint_dirs)
     if os.environ.get("RANK", "0") == "0":  # torchrun: the first process speaks for all
         if result.report is not None:
             console.print(result.report.markdown(f"{target.stem} (epoch {result.best_epoch})"))
         print_written(result.checkpoint, result.seconds, hint=True)
+
+
+def finetuned_path(model: str, data_dir: Path) -> Path:
+    """Where a fine-tuned model goes by default: data/checkpoints/<what it started from>-finetuned."""
+    stem = Path(model).stem if model.endswith(".safetensors") else model.replace("local-dir:", "").strip("/")
+    return data_dir / "checkpoints" / f"{Path(stem).name}-finetuned.safetensors"
 
 
 def register(app: typer.Typer) -> None:
