@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import install_error_handlers
 from app.api.openapi import document_limits
-from app.api.routes import captions, classify, health, photos, search
+from app.api.routes import captions, classify, health, photos, search, web
 from app.core.access_log import AccessLog, configure_access_log
 from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.state.settings = settings
     install_error_handlers(app)
     install_metrics(app)
-    for module in (search, captions, classify, photos, health):
+    for module in (search, captions, classify, photos, health, web):
         app.include_router(module.router)
     api = settings.api
     app.add_middleware(BodyLimit, json_bytes=api.max_body_bytes, upload_bytes=api.max_upload_bytes)

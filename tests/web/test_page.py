@@ -1,0 +1,179 @@
+"""The search page in a real headless Chromium, against the real app serving 12 indexed photos."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.main import create_app
+from models.encoder import Encoder
+from tests.builders.apps import indexed_settings
+from tests.builders.browser import chromium, require_chromium, serve
+
+pytestmark = pytest.mark.slow
+
+SCORE = re.compile(r"^score (-?\d\.\d{3})$")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterator[tuple[str, Path]]:
+    """The base URL of a server over 12 real captioned photos, and their folder."""
+    require_chromium()
+    base = tmp_path_factory.mktemp("web")
+    settings = indexed_settings(base, encoder, f"sqlite:///{base / 'photosearch.db'}")
+    with serve(create_app(settings, encoder)) as url:
+        yield url, base / "photos"
+
+
+@pytest.fixture
+def page(site: tuple[str, Path]) -> Iterator[Any]:
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield page
+        assert not errors, errors  # the page's script never threw
+        context.close()
+
+
+def card_scores(page: Any) -> list[float]:
+    texts = page.locator("#results .card .score").all_inner_texts()
+    scores = []
+    for text in texts:
+        match = SCORE.match(text.strip())
+        assert match, text
+        scores.append(float(match.group(1)))
+    return scores
+
+
+def card_ids(page: Any) -> list[int]:
+    return [
+        int(i) for i in page.locator("#results .card").evaluate_all("cs => cs.map(c => c.dataset.photoId)")
+    ]
+
+
+def wait_for_cards(page: Any, count: int | None = None) -> None:
+    if count is None:
+        page.wait_for_selector("#results .card")
+    else:
+        page.wait_for_function("n => document.querySelectorAll('#results .card').length === n", arg=count)
+    page.wait_for_function("!/…/.test(document.getElementById('message').textContent)")
+
+
+def drop_file(page: Any, path: Path) -> None:
+    """Drop a real file on the drop zone the way a browser does: a drop event carrying a DataTransfer."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    page.evaluate(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            const zone = document.getElementById("drop-zone");
+            const init = { dataTransfer: transfer, bubbles: true, cancelable: true };
+            zone.dispatchEvent(new DragEvent("dragover", init));
+            zone.dispatchEvent(new DragEvent("drop", init));
+        }""",
+        [data, path.name],
+    )
+
+
+def test_text_search_fills_the_grid_with_scored_thumbnails_and_a_filter_narrows_it(
+    page: Any, site: tuple[str, Path]
+) -> None:
+    url, _ = site
+    page.goto(url)
+    page.wait_for_function("document.getElementById('server-state').textContent.includes('12 photos')")
+    page.fill("#query", "a dog running on the grass")
+    wait_for_cards(page)
+    scores = card_scores(page)
+    assert len(scores) == 12  # in the model's rank order, which need not be the cosine's
+    assert all(page.locator("#results .card .caption").all_inner_texts())
+    # every thumbnail arrives as an image the browser decoded
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+
+    threshold = math.floor(scores[0] * 100) / 100  # the slider's step is 0.01
+    page.eval_on_selector(
+        "#filter-min-score",
+        "(el, v) => { el.max = '1'; el.value = String(v); el.dispatchEvent(new Event('input')); }",
+        threshold,
+    )
+    expected = sum(s >= threshold for s in scores)
+    wait_for_cards(page, expected)
+    assert expected < 12 and all(s >= threshold for s in card_scores(page))
+
+    page.eval_on_selector(
+        "#filter-min-score", "el => { el.value = '1'; el.dispatchEvent(new Event('input')); }"
+    )
+    wait_for_cards(page, 0)
+    assert "No photos match" in page.inner_text("#message")
+
+
+def test_dropped_image_and_more_like_this_search_by_example(page: Any, site: tuple[str, Path]) -> None:
+    url, folder = site
+    page.goto(url)
+    photo = sorted(folder.glob("*.jpg"))[3]
+    drop_file(page, photo)
+    wait_for_cards(page, 12)
+    assert "Photos like the image" in page.inner_text("#example")
+    first = page.locator("#results .card").first
+    assert photo.name in first.locator(".open").get_attribute("title")  # the photo itself, indexed
+    assert card_scores(page)[0] > 0.99
+
+    second = page.locator("#results .card").nth(1)
+    like_id = int(second.get_attribute("data-photo-id"))
+    second.get_by_role("button", name="More like this").click()
+    page.wait_for_function("document.getElementById('example').textContent.includes('#')")
+    wait_for_cards(page, 11)  # every other photo: the query photo itself is left out
+    assert f"#{like_id}" in page.inner_text("#example")
+    assert like_id not in card_ids(page)
+
+
+def test_pages_of_results_load_with_the_more_button(page: Any, site: tuple[str, Path]) -> None:
+    url, _ = site
+    page.goto(f"{url}/?k=5")
+    page.fill("#query", "people")
+    wait_for_cards(page, 5)
+    page.click("#more")
+    wait_for_cards(page, 10)
+    page.click("#more")
+    wait_for_cards(page, 12)
+    assert page.locator("#more").is_hidden()
+    ids = card_ids(page)
+    assert len(set(ids)) == 12
+
+
+def test_a_result_opens_with_captions_similar_photos_and_the_file_and_escape_closes_it(
+    page: Any, site: tuple[str, Path]
+) -> None:
+    url, _ = site
+    page.goto(url)
+    page.fill("#query", "a child playing")
+    wait_for_cards(page)
+    card = page.locator("#results .card").first
+    photo_id = int(card.get_attribute("data-photo-id"))
+    card.locator(".open").focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#detail")
+    dialog.wait_for(state="visible")
+    page.wait_for_selector("#detail-captions li")
+    captions = page.locator("#detail-captions li").all_inner_texts()
+    assert captions and all(re.search(r"\w+.* -?\d\.\d{3}$", c) for c in captions)
+    page.wait_for_function("document.querySelectorAll('#detail-similar .card').length === 6")
+    assert page.get_attribute("#detail-file", "href") == f"/v1/photos/{photo_id}/file"
+    page.wait_for_function("document.getElementById('detail-image').naturalWidth > 0")
+    assert "Collection" in page.inner_text("#detail-meta")
+    original = page.request.get(url + f"/v1/photos/{photo_id}/file")
+    assert original.ok and original.headers["content-type"] == "image/jpeg"
+
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
