@@ -67,7 +67,7 @@ def test_caption_search_rejects_bad_input(captions_client: TestClient, body: dic
 
 
 @pytest.fixture(scope="module")
-def rerank_service(tmp_path_factory: pytest.TempPathFactory, rerank_checkpoint: Path) -> SearchService:  # noqa: F811
+def rerank_service(tmp_path_factory: pytest.TempPathFactory, rerank_checkpoint: Path) -> SearchService:
     base = tmp_path_factory.mktemp("rerank-service")
     folder = base / "photos"
     photos.copy_shared_photos(folder, "val", 12)
@@ -77,6 +77,7 @@ def rerank_service(tmp_path_factory: pytest.TempPathFactory, rerank_checkpoint: 
     return SearchService(settings, encoder, session_factory(make_engine(settings.db_url)))
 
 
+@pytest.mark.slow
 def test_service_reranks_text_search_when_the_model_has_a_reranker(rerank_service: SearchService) -> None:
     encoder = rerank_service.encoder
     differs = 0
@@ -95,6 +96,7 @@ def test_service_reranks_text_search_when_the_model_has_a_reranker(rerank_servic
     assert differs >= 1  # the re-ranker really changes what the user sees
 
 
+@pytest.mark.slow
 def test_reranked_hits_over_http_carry_the_rerank_score_they_are_ordered_by(
     rerank_service: SearchService, captions_client: TestClient
 ) -> None:

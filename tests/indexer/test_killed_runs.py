@@ -69,6 +69,7 @@ def _served(db_url: str, model_key: str) -> dict[int, np.ndarray]:
     return served
 
 
+@pytest.mark.slow
 def test_sigkill_at_several_points_loses_and_duplicates_nothing(
     db_url: str, tmp_path: Path, photo_folder: Path, tiny_model: str
 ) -> None:

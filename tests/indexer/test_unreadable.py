@@ -54,6 +54,7 @@ def _rows(base: Path) -> dict[str, tuple[str, str | None]]:
         return {Path(p).name: (s, e) for p, s, e in conn.execute("select path, status, error from photos")}
 
 
+@pytest.mark.slow
 def test_unreadable_file_and_folder(world: Path) -> None:
     root = world / "photos"
     copy_shared_photos(root, "val", 4)

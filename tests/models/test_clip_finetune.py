@@ -54,6 +54,7 @@ def small_options(**changes: object) -> FinetuneOptions:
     return options
 
 
+@pytest.mark.slow
 def test_loss_falls_and_checkpoint_serves(tmp_path: Path, base: Path) -> None:
     out = tmp_path / "tuned.safetensors"
     result = finetune(str(base), FLICKR, out, small_options())
@@ -118,6 +119,7 @@ def test_joint_family_is_refused_with_the_right_command(tmp_path: Path) -> None:
         finetune(str(joint), FLICKR, tmp_path / "x.safetensors", small_options())
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_with_gloo(tmp_path: Path, base: Path) -> None:
     out = tmp_path / "ddp.safetensors"
     command = [

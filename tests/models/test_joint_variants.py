@@ -21,6 +21,7 @@ from models.training.train_e2e import train_e2e
 from tests.builders.tiny_models import TEXT_SPECS, tiny_config, tiny_options
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", list(TEXT_SPECS))
 def test_each_tower_trains_and_round_trips(text: str, tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "model.safetensors"
@@ -70,6 +71,7 @@ def test_odd_queries_give_finite_unit_vectors(text: str) -> None:
     assert torch.isfinite(vectors).all() and torch.allclose(vectors.norm(dim=-1), torch.ones(3), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_continues_with_identical_state(tiny_data: Path, tmp_path: Path) -> None:
     config = tiny_config("bigru")
     straight = train_e2e(config, tiny_data, tmp_path / "straight.safetensors", tiny_options(tmp_path))
@@ -97,6 +99,7 @@ def test_resume_from_a_missing_file_is_a_clear_error(tiny_data: Path, tmp_path: 
         )
 
 
+@pytest.mark.slow
 def test_reranker_is_saved_and_reorders_candidates(rerank_checkpoint: Path, tiny_data: Path) -> None:
     from models.checkpoint import load_checkpoint
     from models.images import decode_photo
@@ -117,6 +120,7 @@ def test_reranker_is_saved_and_reorders_candidates(rerank_checkpoint: Path, tiny
     assert changed >= 1
 
 
+@pytest.mark.slow
 def test_embedding_map_writes_a_png(rerank_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -43,6 +43,7 @@ def test_each_loss_prefers_matched_pairs(kind: str) -> None:
     assert contrastive_loss(kind, image, image, scale) < contrastive_loss(kind, image, shuffled, scale)
 
 
+@pytest.mark.slow
 def test_train_writes_a_checkpoint_that_serves(small_data: Path, tmp_path: Path) -> None:
     config = load_joint_config("joint-frozen")
     opts = TrainOptions.from_config(
@@ -78,6 +79,7 @@ def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
         load_captioned_photos(tmp_path)
 
 
+@pytest.mark.slow
 def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_path: Path) -> None:
     """joint-default: the top image blocks and the text layers train on cached outputs of the rest."""
     import torch
@@ -118,6 +120,7 @@ def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_pat
     assert evaluate_encoder(tuned, small_data, "val").rsum == pytest.approx(result.report.rsum, abs=2.5)
 
 
+@pytest.mark.slow
 def test_cached_training_resumes_exactly_where_it_stopped(small_data: Path, tmp_path: Path) -> None:
     """A run stopped after epoch 1 and resumed from its .resume.pt ends as a straight run does."""
     import torch
@@ -142,6 +145,7 @@ def test_cached_training_resumes_exactly_where_it_stopped(small_data: Path, tmp_
         train_joint(config, small_data, tmp_path / "x.safetensors", opts, resume=tmp_path / "x.safetensors")
 
 
+@pytest.mark.slow
 def test_training_ends_with_the_test_time_settings_and_query_bank_its_config_asks_for(
     small_data: Path, tmp_path: Path
 ) -> None:
@@ -163,6 +167,7 @@ def test_training_ends_with_the_test_time_settings_and_query_bank_its_config_ask
     assert set(reports) == {"cosine", "normalised"} and reports["normalised"].images == 32
 
 
+@pytest.mark.slow
 def test_training_can_start_from_a_trained_checkpoint(small_data: Path, tmp_path: Path) -> None:
     """--init: the run starts where the given checkpoint ended (its first val figures are that model's)."""
     config = load_joint_config("joint-frozen")
@@ -184,6 +189,7 @@ def test_training_can_start_from_a_trained_checkpoint(small_data: Path, tmp_path
         train_joint(other, small_data, tmp_path / "x.safetensors", again)
 
 
+@pytest.mark.slow
 def test_another_crop_seed_gives_unseen_crop_views(small_data: Path, tmp_path: Path) -> None:
     """--crop-seed: a further training stage sees new random crops; the uncropped view stays the same,
     and each seed's views are cached apart (seed 0 keeps the cache files of before)."""
