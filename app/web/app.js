@@ -232,7 +232,7 @@ async function openDetail(photoId) {
 }
 
 function fillFacts(photo) {
-  $("detail-title").textContent = photo.path;
+  $("detail-title").textContent = photo.path.split(/[\\/]/).pop();
   $("detail-image").alt = photo.captions[0] || photo.path;
   const link = $("detail-file");
   link.href = photo.file_url;
@@ -243,7 +243,7 @@ function fillFacts(photo) {
   }).catch(() => showImage($("detail-image"), photo.thumbnail_url));
   const camera = [photo.camera_make, photo.camera_model].filter(Boolean).join(" ");
   const facts = [
-    ["Collection", photo.collection], ["Folder", photo.folder || "(top)"],
+    ["Path", photo.path], ["Collection", photo.collection], ["Folder", photo.folder || "(top)"],
     ["Taken", photo.taken_at ? new Date(photo.taken_at).toLocaleString() : "unknown"],
     ["Camera", camera || "unknown"],
     ["Size", `${photo.width ?? "?"}×${photo.height ?? "?"} ${photo.format || ""}, ${(photo.size / 1024).toFixed(0)} KB`],

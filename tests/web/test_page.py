@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from app.core.config import Settings
 from app.main import create_app
 from models.encoder import Encoder
 from tests.builders.apps import indexed_settings
@@ -26,15 +27,23 @@ def site(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterator
     """The base URL of a server over 12 real captioned photos, and their folder."""
     require_chromium()
     base = tmp_path_factory.mktemp("web")
-    settings = indexed_settings(base, encoder, f"sqlite:///{base / 'photosearch.db'}")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PHOTOSEARCH_AUTH__REQUIRED", "false")  # API keys have their own test below
+        settings = indexed_settings(base, encoder, f"sqlite:///{base / 'photosearch.db'}")
     with serve(create_app(settings, encoder)) as url:
         yield url, base / "photos"
 
 
 @pytest.fixture
-def page(site: tuple[str, Path]) -> Iterator[Any]:
+def viewport() -> dict[str, int]:
+    return {"width": 1280, "height": 900}
+
+
+@pytest.fixture
+def page(viewport: dict[str, int]) -> Iterator[Any]:
+    require_chromium()
     with chromium() as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport=viewport)
         page = context.new_page()
         page.set_default_timeout(30_000)
         errors: list[str] = []
@@ -177,3 +186,30 @@ def test_a_result_opens_with_captions_similar_photos_and_the_file_and_escape_clo
 
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
+
+
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}])
+def test_at_phone_width_the_grid_has_two_columns_and_nothing_scrolls_sideways(
+    page: Any, site: tuple[str, Path]
+) -> None:
+    url, _ = site
+    page.goto(url)
+    page.fill("#query", "a dog")
+    wait_for_cards(page, 12)
+    lefts = page.locator("#results .card").evaluate_all("cards => cards.map(c => c.offsetLeft)")
+    assert len(set(lefts)) == 2
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_a_server_with_nothing_indexed_says_it_is_not_ready(
+    page: Any, tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHOTOSEARCH_AUTH__REQUIRED", "false")
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'empty.db'}", device="cpu"
+    )
+    with serve(create_app(settings, encoder)) as url:
+        page.goto(url)
+        page.wait_for_function("document.getElementById('message').textContent.includes('not ready')")
+        assert "photosearch index" in page.inner_text("#message")  # the API's own detail
+        assert page.locator("#message").evaluate("m => m.classList.contains('error')")
