@@ -26,7 +26,7 @@ ifeq ($(strip $(PHOTOS)),)
 else
 	$(BIN)/photosearch index "$(PHOTOS)"
 endif
-	$(BIN)/photosearch serve --host $(HOST) --port $(PORT)
+	PHOTOSEARCH_AUTH__REQUIRED=false $(BIN)/photosearch serve --host $(HOST) --port $(PORT)
 
 lint: install-dev
 	$(BIN)/ruff check .

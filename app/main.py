@@ -12,6 +12,7 @@ from app.api.errors import install_error_handlers
 from app.api.openapi import document_limits
 from app.api.routes import captions, classify, health, photos, search, web
 from app.core.access_log import AccessLog, configure_access_log
+from app.core.auth import RequireKey
 from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
 from app.core.metrics import install_metrics
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     for module in (search, captions, classify, photos, health, web):
         app.include_router(module.router)
     api = settings.api
+    # inside the access log, which then names the request's key (never its token)
+    app.add_middleware(RequireKey, required=settings.auth.required)
     app.add_middleware(BodyLimit, json_bytes=api.max_body_bytes, upload_bytes=api.max_upload_bytes)
     app.add_middleware(AccessLog)  # added last: outermost, so it sees every answer, 413s included
     configure_access_log()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.services.access import OPEN_SCOPE, AccessScope, shown_path
 from app.services.filters import MAX_PHOTO_ID, SearchFilters
 from app.storage.tables import Caption, Photo
 from models.zero_shot import DEFAULT_PROMPT
@@ -70,10 +71,13 @@ class ClassifyResponse(BaseModel):
 class PhotoPublic(BaseModel):
     id: int
     collection: str
-    path: str
+    path: str = Field(
+        description="Absolute on the server for admin keys (and a loopback server without auth); "
+        "relative to the collection's folder for other keys."
+    )
     folder: str
     size: int
-    sha256: str
+    sha256: str | None = Field(description="The file's content hash; null for keys that are not admin.")
     width: int | None
     height: int | None
     format: str | None
@@ -88,14 +92,14 @@ class PhotoPublic(BaseModel):
     thumbnail_url: str
 
     @classmethod
-    def from_row(cls, photo: Photo) -> PhotoPublic:
+    def from_row(cls, photo: Photo, scope: AccessScope = OPEN_SCOPE) -> PhotoPublic:
         return cls(
             id=photo.id,
             collection=photo.collection.name,
-            path=photo.path,
+            path=shown_path(photo, scope),
             folder=photo.folder,
             size=photo.size,
-            sha256=photo.sha256,
+            sha256=photo.sha256 if scope.sees_server_files else None,
             width=photo.width,
             height=photo.height,
             format=photo.format,

@@ -12,7 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from cli import evaluation_commands, index_commands, label_commands, search_commands, training_commands
+from cli import (
+    evaluation_commands,
+    index_commands,
+    key_commands,
+    label_commands,
+    search_commands,
+    training_commands,
+)
 from cli.logs import hide_library_chatter, logging_config
 from models.errors import PhotoSearchError
 
@@ -71,7 +78,14 @@ def _setup(
     tune_allocator()
 
 
-for commands in (index_commands, search_commands, label_commands, training_commands, evaluation_commands):
+for commands in (
+    index_commands,
+    search_commands,
+    label_commands,
+    training_commands,
+    evaluation_commands,
+    key_commands,
+):
     commands.register(app)
 
 

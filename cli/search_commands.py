@@ -36,10 +36,12 @@ def serve(
     import uvicorn
 
     from cli.context import check_before_serving
+    from cli.key_commands import check_access_before_serving
     from cli.logs import logging_config
     from cli.options import current_settings
 
     check_before_serving(current_settings())
+    check_access_before_serving(current_settings(), host)
     verbose = bool(ctx.find_root().params.get("verbose"))
     # The app logs each request itself (photosearch.access, with its duration); uvicorn's access
     # log would repeat every one. Its start/stop lines stay (uvicorn.error at INFO).

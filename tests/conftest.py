@@ -11,11 +11,16 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app.core.config import Settings
+from app.core.config import AuthSettings, Settings
 from models.encoder import Encoder
 from tests.builders.databases import reset_postgres
 from tests.builders.photos import captioned_subset, copy_shared_photos
 from tests.builders.tiny_models import RERANK, tiny_config, tiny_options
+
+# Auth is on by default; the suite's many apps built from Settings(...) run as a loopback server with
+# auth off, and the tests of API keys (tests/api/test_auth*.py) turn it on explicitly.
+os.environ["PHOTOSEARCH_AUTH__REQUIRED"] = "false"
+AUTH_OFF = AuthSettings(required=False)
 
 PG_ADMIN_URL = os.environ.get(
     "PHOTOSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -56,12 +61,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=db_url, device="cpu")
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, device="cpu", auth=AUTH_OFF)
 
 
 @pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", device="cpu")
+    return Settings(data_dir=tmp_path / "data", device="cpu", auth=AUTH_OFF)
 
 
 @pytest.fixture

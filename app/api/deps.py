@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.api.bodies import ClassifyRequest, ImageRequest, classify_request, image_request
+from app.core.auth import access_of
 from app.core.config import Settings
+from app.services.access import AccessScope
 from app.services.captions import CaptionService
 from app.services.classify import ClassifyService
 from app.services.container import Services
@@ -25,7 +27,13 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
+def get_access(request: Request) -> AccessScope:
+    """The request's API key scope, set by the RequireKey middleware (app/core/auth.py)."""
+    return access_of(request.scope)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+AccessDep = Annotated[AccessScope, Depends(get_access)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 

@@ -6,14 +6,18 @@ than the path so that ids do not fill the log, and feeds the Prometheus metrics 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
+import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.metrics import observe
 
 log = logging.getLogger("photosearch.access")
+# A request id a proxy sent is kept when it cannot forge a log line; otherwise a new one is made.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def configure_access_log() -> None:
@@ -34,6 +38,22 @@ def route_template(scope: Scope) -> str | None:
     return template if isinstance(template, str) else None
 
 
+def request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"x-request-id":
+            sent = value.decode("latin-1")
+            if CLIENT_REQUEST_ID.fullmatch(sent):
+                return sent
+    return uuid.uuid4().hex
+
+
+def key_name(scope: Scope) -> str:
+    """The name of the request's API key (set by app/core/auth.py), "-" for none; never the token."""
+    access = scope.get("photosearch.access")
+    name = getattr(access, "key_name", None)
+    return name if isinstance(name, str) else "-"
+
+
 def raw_path(scope: Scope) -> str:
     """The path as sent (percent-encoded), so that no byte of it can forge a log line."""
     raw: bytes = scope.get("raw_path") or scope.get("path", "").encode()
@@ -50,11 +70,13 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500  # what the server answers when the app raises before responding
+        rid = request_id(scope)
 
         async def watching_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
@@ -63,4 +85,7 @@ class AccessLog:
             seconds = time.perf_counter() - started
             method, template = scope["method"], route_template(scope)
             observe(method, template or "unmatched", status, seconds)
-            log.info("%s %s %d %.1f ms", method, template or raw_path(scope), status, seconds * 1000)
+            path = template or raw_path(scope)
+            log.info(
+                "%s %s %d %.1f ms key=%s id=%s", method, path, status, seconds * 1000, key_name(scope), rid
+            )

@@ -46,6 +46,13 @@ class IndexerSettings(BaseModel):
     follow_symlinks_outside: bool = False  # follow symlinks that lead out of the scanned folder
 
 
+class AuthSettings(BaseModel):
+    """API keys (`photosearch keys create`). Off only for a server bound to a loopback address."""
+
+    required: bool = True
+    cache_seconds: float = 1.0  # a key looked up this recently is trusted; revocation shows within it
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PHOTOSEARCH_", env_nested_delimiter="__")
 
@@ -61,6 +68,7 @@ class Settings(BaseSettings):
     collection: str = "default"
     api: ApiSettings = ApiSettings()
     indexer: IndexerSettings = IndexerSettings()
+    auth: AuthSettings = AuthSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -36,21 +36,30 @@ class CaptionService:
     def page(self, k: int | None = None) -> Page:
         return self.search.page(k)
 
-    def search_captions(self, query: str, *, k: int | None = None) -> list[CaptionHit]:
-        """Known captions nearest to a text query (caption→caption), with their photos' ids."""
+    def search_captions(
+        self, query: str, *, k: int | None = None, within: frozenset[int] | None = None
+    ) -> list[CaptionHit]:
+        """Known captions nearest to a text query (caption→caption), with their photos' ids; only
+        captions of the collections `within` (the request key's; None: all)."""
         page = self.search.page(k)
-        return self.captions_near(self.search.vectors.text_vector(query), k=page.k)
+        return self.captions_near(self.search.vectors.text_vector(query), k=page.k, within=within)
 
-    def annotate(self, query: ImageQuery, *, k: int | None = None) -> list[CaptionHit]:
+    def annotate(
+        self, query: ImageQuery, *, k: int | None = None, within: frozenset[int] | None = None
+    ) -> list[CaptionHit]:
         """The known captions that best describe a photo."""
         page = self.search.page(k)
-        return self.captions_near(self.search.vectors.image_vector(query), k=page.k, normalise=True)
+        vector = self.search.vectors.image_vector(query, within)
+        return self.captions_near(vector, k=page.k, normalise=True, within=within)
 
-    def captions_near(self, vector: np.ndarray, *, k: int, normalise: bool = False) -> list[CaptionHit]:
+    def captions_near(
+        self, vector: np.ndarray, *, k: int, normalise: bool = False, within: frozenset[int] | None = None
+    ) -> list[CaptionHit]:
         """The k known captions nearest to a query vector, best first. normalise (photo queries): rank
         by cosine minus each caption's hubness offset when the model has a query bank."""
         fetch = candidates_for(k, self.search.encoder, normalise)
-        raw: list[RawHit] = self.search.indexes.search("captions", vector, fetch)
+        collection_ids = None if within is None else sorted(within)
+        raw: list[RawHit] = self.search.indexes.search("captions", vector, fetch, collection_ids)
         if not raw and not self.search.indexes.current("captions"):
             raise NotReadyError(
                 "no captions are indexed: attach some with `photosearch index PATH --captions FILE`"

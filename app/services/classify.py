@@ -70,10 +70,15 @@ class ClassifyService:
         return self.encoder.key
 
     def classify(
-        self, query: ImageQuery, labels: Sequence[str], prompt: str = DEFAULT_PROMPT
+        self,
+        query: ImageQuery,
+        labels: Sequence[str],
+        prompt: str = DEFAULT_PROMPT,
+        within: frozenset[int] | None = None,
     ) -> list[LabelScore]:
+        """within: the collections the request's key sees (None: all); other photos are unknown ids."""
         cleaned, prompts = checked_labels(labels, prompt, self.api.max_prompt_chars, self.api.max_labels)
-        image_vector = self.vectors.image_vector(query)  # (dim,); 404/413/422 for bad ids or uploads
+        image_vector = self.vectors.image_vector(query, within)  # (dim,); 404/413/422 for bad ids or uploads
         return rank_labels(self.encoder, image_vector, cleaned, self.prompt_vectors(prompts))
 
     def prompt_vectors(self, prompts: list[str]) -> np.ndarray:

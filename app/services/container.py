@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.services.captions import CaptionService
 from app.services.classify import ClassifyService
+from app.services.keys import KeyService
 from app.services.photos import PhotoService
 from app.services.search import SearchService
 from models.encoder import Encoder
@@ -20,6 +21,7 @@ class Services:
     captions: CaptionService
     classify: ClassifyService
     photos: PhotoService
+    keys: KeyService
 
 
 def build_services(settings: Settings, encoder: Encoder, sessions: sessionmaker[Session]) -> Services:
@@ -30,4 +32,5 @@ def build_services(settings: Settings, encoder: Encoder, sessions: sessionmaker[
         captions=CaptionService(search),
         classify=ClassifyService(search.vectors, settings.api),
         photos=PhotoService(settings, sessions, search.gate),
+        keys=KeyService(sessions, settings.auth.cache_seconds),
     )

@@ -42,6 +42,7 @@ class SearchFilters:
     tags: tuple[str, ...] = ()  # only photos carrying every one of these zero-shot tags
     min_score: float | None = None  # drop hits whose cosine is below this
     exclude: int | None = None  # a photo id left out (the query photo of a photo→photo search)
+    within: frozenset[int] | None = None  # the request's key sees only these collection ids; None: all
 
     def __post_init__(self) -> None:
         for name in self.collections:

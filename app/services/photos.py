@@ -47,28 +47,29 @@ class PhotoService:
         self.sessions = sessions
         self.gate = gate
 
-    def get(self, photo_id: int) -> Photo:
+    def get(self, photo_id: int, within: frozenset[int] | None = None) -> Photo:
+        """within: the collections the request's key sees (None: all); others answer as unknown ids."""
         with self.sessions() as session:
             photo = repo.get_photo(session, photo_id=checked_photo_id(photo_id))
-        if photo is None:
+        if photo is None or (within is not None and photo.collection_id not in within):
             raise NotFoundError(f"no photo with id {photo_id}")
         return photo
 
-    def original_file(self, photo_id: int) -> Path:
-        return self._servable(photo_id)[1]
+    def original_file(self, photo_id: int, within: frozenset[int] | None = None) -> Path:
+        return self._servable(photo_id, within)[1]
 
-    def _servable(self, photo_id: int) -> tuple[Photo, Path]:
+    def _servable(self, photo_id: int, within: frozenset[int] | None) -> tuple[Photo, Path]:
+        photo = self.get(photo_id, within)
         with self.sessions() as session:
-            photo = repo.get_photo(session, photo_id=checked_photo_id(photo_id))
-            roots = [] if photo is None else collection_folders(session, collection_id=photo.collection_id)
-        path = None if photo is None else servable_path(photo, roots)
-        if photo is None or path is None:  # as an unknown id: nothing is told about files on the server
+            roots = collection_folders(session, collection_id=photo.collection_id)
+        path = servable_path(photo, roots)
+        if path is None:  # as an unknown id: nothing is told about files on the server
             raise NotFoundError(f"no photo with id {photo_id}")
         return photo, path
 
-    def thumbnail(self, photo_id: int) -> Path:
+    def thumbnail(self, photo_id: int, within: frozenset[int] | None = None) -> Path:
         """A JPEG no larger than api.thumbnail_px on each side, upright, cached by content hash."""
-        photo, source = self._servable(photo_id)
+        photo, source = self._servable(photo_id, within)
         size = self.settings.api.thumbnail_px
         cache_dir = self.settings.data_dir / "thumbnails"
         target = cache_dir / f"{photo.id}-{photo.sha256[:16]}-{size}.jpg"

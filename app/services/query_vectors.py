@@ -57,12 +57,13 @@ class QueryVectors:
             vectors: np.ndarray = self.encoder.encode_texts(texts)
         return vectors
 
-    def image_vector(self, query: ImageQuery) -> np.ndarray:
-        """(dim,) unit vector of an upload, or the stored vector of an indexed photo."""
+    def image_vector(self, query: ImageQuery, within: frozenset[int] | None = None) -> np.ndarray:
+        """(dim,) unit vector of an upload, or the stored vector of an indexed photo; one outside the
+        collections `within` (the request key's; None: all) is answered as an unknown id."""
         if (query.upload is None) == (query.photo_id is None):
             raise InvalidInputError("give either an image upload or a photo_id, not both or neither")
         if query.photo_id is not None:
-            return self._stored_vector(checked_photo_id(query.photo_id))
+            return self._stored_vector(checked_photo_id(query.photo_id), within)
         assert query.upload is not None
         limit = self.settings.api.max_upload_bytes
         if len(query.upload) > limit:
@@ -83,10 +84,10 @@ class QueryVectors:
         except ImageDecodeError as exc:
             raise InvalidInputError(f"upload is not a usable image: {exc}") from exc
 
-    def _stored_vector(self, photo_id: int) -> np.ndarray:
+    def _stored_vector(self, photo_id: int, within: frozenset[int] | None) -> np.ndarray:
         with self.sessions() as session:
             photo = repo.get_photo(session, photo_id=photo_id)
-            if photo is None:
+            if photo is None or (within is not None and photo.collection_id not in within):
                 raise NotFoundError(f"no photo with id {photo_id}")
             vector = repo.get_photo_vector(
                 session, photo_id=photo_id, model_key=self.encoder.key, dim=self.encoder.dim

@@ -23,12 +23,17 @@ class PhotoCandidates:
         self.encoder = encoder
         self.indexes = indexes
 
-    def collection_ids(self, names: tuple[str, ...]) -> list[int] | None:
-        """None for every collection; NotFoundError naming those that do not exist."""
+    def collection_ids(
+        self, names: tuple[str, ...], within: frozenset[int] | None = None
+    ) -> list[int] | None:
+        """None for every collection; NotFoundError naming those that do not exist, or that lie
+        outside `within` (the request key's collections: told exactly as unknown ones)."""
         if not names:
-            return None
+            return None if within is None else sorted(within)
         with self.sessions() as session:
             found = collection_ids_by_name(session, names=names)
+        if within is not None:
+            found = {name: cid for name, cid in found.items() if cid in within}
         missing = sorted(set(names) - set(found))
         if missing:
             raise NotFoundError(f"unknown collection(s): {missing}")
@@ -38,7 +43,7 @@ class PhotoCandidates:
         """Up to `wanted` photos passing the filters, best cosine first (one more is fetched when a
         photo is excluded, so that exclusion does not shorten the list)."""
         fetch = wanted + (1 if filters.exclude is not None else 0)
-        collection_ids = self.collection_ids(filters.collections)
+        collection_ids = self.collection_ids(filters.collections, filters.within)
         if filters.tags:
             raw = self._tagged(vector, fetch, collection_ids, filters.tags)
         else:

@@ -69,7 +69,7 @@ class SearchService:
     ) -> list[PhotoHit]:
         """Photos that look like an upload or an indexed photo; the query photo itself is left out."""
         page = self.page(k, offset)
-        vector = self.vectors.image_vector(query)
+        vector = self.vectors.image_vector(query, filters.within)
         if query.photo_id is not None:
             filters = replace(filters, exclude=query.photo_id)
         return self.photos_near(vector, page, filters)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -153,3 +154,26 @@ class PhotoTag(Base):
     source: Mapped[str] = mapped_column(String(300))  # "zeroshot:<label set digest>@<model key>"
     photo_sha256: Mapped[str] = mapped_column(String(64))  # content tagged: a changed file is re-tagged
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- API keys: `photosearch keys` writes, the server reads per request (app/services/keys.py) ---
+class ApiKey(Base):
+    """A named key. Only the sha256 of its token is stored; the token is shown once, at creation.
+    all_collections: every collection, present and future; else those in api_key_collections."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    all_collections: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApiKeyCollection(Base):
+    __tablename__ = "api_key_collections"
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -28,6 +28,7 @@ def script_env(data_dir: Path, /, **settings: str) -> dict[str, str]:
         PHOTOSEARCH_DATA_DIR=str(data_dir),
         PHOTOSEARCH_DEVICE="cpu",
         PHOTOSEARCH_INDEXER__WORKERS="0",
+        PHOTOSEARCH_AUTH__REQUIRED="false",  # a loopback server, as `make run` starts it
         COLUMNS="200",
     )
     env.update({f"PHOTOSEARCH_{name.upper()}": value for name, value in settings.items()})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import CaptionsDep
+from app.api.deps import AccessDep, CaptionsDep
 from app.api.errors import error_responses
 from app.schemas import CaptionHitPublic, CaptionSearch, CaptionSearchResponse
 
@@ -19,10 +19,10 @@ router = APIRouter(prefix="/v1", tags=["search"])
     response_model=CaptionSearchResponse,
     responses=error_responses(400, 413, 422, 429, 503),
 )
-def search_captions(body: CaptionSearch, captions: CaptionsDep) -> CaptionSearchResponse:
+def search_captions(body: CaptionSearch, captions: CaptionsDep, access: AccessDep) -> CaptionSearchResponse:
     """The known captions closest in meaning to the query, best first, with their photo ids."""
     page = captions.page(body.k)
-    hits = captions.search_captions(body.query, k=page.k)
+    hits = captions.search_captions(body.query, k=page.k, within=access.collection_ids)
     return CaptionSearchResponse(
         model=captions.model_key,
         k=page.k,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PhotosDep
+from app.api.deps import AccessDep, PhotosDep
 from app.api.errors import error_responses
 from app.schemas import PhotoPublic
 from app.services.filters import MAX_PHOTO_ID
@@ -27,16 +27,16 @@ THUMBNAIL_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/{photo_id}", response_model=PhotoPublic, responses=error_responses(404, 422))
-def get_photo(photo_id: PhotoIdPath, photos: PhotosDep) -> PhotoPublic:
-    return PhotoPublic.from_row(photos.get(photo_id))
+def get_photo(photo_id: PhotoIdPath, photos: PhotosDep, access: AccessDep) -> PhotoPublic:
+    return PhotoPublic.from_row(photos.get(photo_id, access.collection_ids), access)
 
 
 @router.get(
     "/{photo_id}/file", response_class=FileResponse, responses={**FILE_RESPONSES, **error_responses(404, 422)}
 )
-def get_file(photo_id: PhotoIdPath, photos: PhotosDep) -> FileResponse:
+def get_file(photo_id: PhotoIdPath, photos: PhotosDep, access: AccessDep) -> FileResponse:
     """The original file, while it is still the one that was indexed."""
-    path = photos.original_file(photo_id)
+    path = photos.original_file(photo_id, access.collection_ids)
     media_type, _ = mimetypes.guess_type(path.name)  # image/... for every format the indexer takes
     return FileResponse(path, media_type=media_type or "application/octet-stream")
 
@@ -46,7 +46,7 @@ def get_file(photo_id: PhotoIdPath, photos: PhotosDep) -> FileResponse:
     response_class=FileResponse,
     responses={**THUMBNAIL_RESPONSES, **error_responses(404, 422, 429)},
 )
-async def get_thumbnail(photo_id: PhotoIdPath, photos: PhotosDep) -> FileResponse:
+async def get_thumbnail(photo_id: PhotoIdPath, photos: PhotosDep, access: AccessDep) -> FileResponse:
     """A JPEG of at most api.thumbnail_px on each side, upright."""
-    path = await run_in_threadpool(photos.thumbnail, photo_id)
+    path = await run_in_threadpool(photos.thumbnail, photo_id, access.collection_ids)
     return FileResponse(path, media_type="image/jpeg")

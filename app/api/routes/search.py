@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import CaptionsDep, ImageRequestDep, SearchDep
+from app.api.deps import AccessDep, CaptionsDep, ImageRequestDep, SearchDep
 from app.api.errors import error_responses
 from app.api.openapi import IMAGE_QUERY_BODY
 from app.schemas import (
@@ -16,6 +16,7 @@ from app.schemas import (
     SearchResponse,
     TextSearch,
 )
+from app.services.access import AccessScope
 from app.services.filters import Page
 from app.services.search import PhotoHit
 
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/v1", tags=["search"])
 PHOTO_QUERY_ERRORS = error_responses(400, 404, 413, 415, 422, 429, 503)
 
 
-def search_response(model: str, page: Page, hits: list[PhotoHit]) -> SearchResponse:
+def search_response(model: str, page: Page, hits: list[PhotoHit], access: AccessScope) -> SearchResponse:
     return SearchResponse(
         model=model,
         k=page.k,
@@ -34,7 +35,7 @@ def search_response(model: str, page: Page, hits: list[PhotoHit]) -> SearchRespo
                 score=h.score,
                 rerank_score=h.rerank_score,
                 rank_score=h.rank_score,
-                photo=PhotoPublic.from_row(h.photo),
+                photo=PhotoPublic.from_row(h.photo, access),
             )
             for h in hits
         ],
@@ -44,11 +45,12 @@ def search_response(model: str, page: Page, hits: list[PhotoHit]) -> SearchRespo
 @router.post(
     "/search/text", response_model=SearchResponse, responses=error_responses(400, 404, 413, 422, 429, 503)
 )
-def search_text(body: TextSearch, search: SearchDep) -> SearchResponse:
+def search_text(body: TextSearch, search: SearchDep, access: AccessDep) -> SearchResponse:
     """Photos that best match a description."""
     page = search.page(body.k, body.offset)
-    hits = search.search_text(body.query, k=page.k, offset=page.offset, filters=body.filters())
-    return search_response(search.model_key, page, hits)
+    filters = access.limit(body.filters())
+    hits = search.search_text(body.query, k=page.k, offset=page.offset, filters=filters)
+    return search_response(search.model_key, page, hits, access)
 
 
 @router.post(
@@ -57,21 +59,23 @@ def search_text(body: TextSearch, search: SearchDep) -> SearchResponse:
     openapi_extra=IMAGE_QUERY_BODY,
     responses=PHOTO_QUERY_ERRORS,
 )
-async def search_image(query: ImageRequestDep, search: SearchDep) -> SearchResponse:
+async def search_image(query: ImageRequestDep, search: SearchDep, access: AccessDep) -> SearchResponse:
     """Photos that look like an uploaded image, or like an indexed photo (which is left out)."""
     page = search.page(query.k, query.offset)
+    filters = access.limit(query.filters)
     hits = await run_in_threadpool(
-        search.search_image, query.image, k=page.k, offset=page.offset, filters=query.filters
+        search.search_image, query.image, k=page.k, offset=page.offset, filters=filters
     )
-    return search_response(search.model_key, page, hits)
+    return search_response(search.model_key, page, hits, access)
 
 
 @router.post(
     "/annotate", response_model=AnnotateResponse, openapi_extra=IMAGE_QUERY_BODY, responses=PHOTO_QUERY_ERRORS
 )
-async def annotate(query: ImageRequestDep, captions: CaptionsDep) -> AnnotateResponse:
+async def annotate(query: ImageRequestDep, captions: CaptionsDep, access: AccessDep) -> AnnotateResponse:
     """The known captions that best describe an uploaded image or an indexed photo."""
-    hits = await run_in_threadpool(captions.annotate, query.image, k=query.k)
+    within = access.collection_ids
+    hits = await run_in_threadpool(lambda: captions.annotate(query.image, k=query.k, within=within))
     return AnnotateResponse(
         model=captions.model_key,
         captions=[CaptionHitPublic.from_row(h.caption, h.score, h.rank_score) for h in hits],
