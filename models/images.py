@@ -61,36 +61,12 @@ def decode_photo(
     """Open a file path or raw bytes as an upright RGB photo, or raise ImageDecodeError.
     min_side: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, far less memory
     and time) while both sides stay at least this long; width and height are then the reduced ones."""
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageDecodeError("empty file (0 bytes)")
-        stream: io.BytesIO | Path = io.BytesIO(source)
-    else:
-        stream = source
-        try:
-            if source.stat().st_size == 0:
-                raise ImageDecodeError("empty file (0 bytes)")
-        except OSError:
-            pass  # reported with its reason when opened below
+    stream = _open_source(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(stream) as opened:
-                width, height = opened.size
-                if width * height > max_pixels:
-                    raise ImageDecodeError(
-                        f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                        f"{max_pixels:,} (possible decompression bomb)"
-                    )
-                if min_side and opened.format == "JPEG":
-                    opened.draft(None, (min_side, min_side))
-                if getattr(opened, "n_frames", 1) > 1:
-                    opened.seek(0)
-                taken_at, make, model = _exif_fields(opened)
-                fmt = opened.format
-                opened.load()
-                upright = ImageOps.exif_transpose(opened)
-                rgb = to_rgb(upright)
+                return _decode_opened(opened, max_pixels, min_side)
     except ImageDecodeError:
         raise
     except FileNotFoundError as exc:
@@ -101,6 +77,37 @@ def decode_photo(
         raise ImageDecodeError("not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}") from exc
+
+
+def _open_source(source: Path | bytes) -> io.BytesIO | Path:
+    """What Image.open reads; an empty file or upload is refused here with a plain reason."""
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageDecodeError("empty file (0 bytes)")
+        return io.BytesIO(source)
+    try:
+        if source.stat().st_size == 0:
+            raise ImageDecodeError("empty file (0 bytes)")
+    except OSError:
+        pass  # reported with its reason when opened
+    return source
+
+
+def _decode_opened(opened: Image.Image, max_pixels: int, min_side: int | None) -> DecodedPhoto:
+    width, height = opened.size
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (possible decompression bomb)"
+        )
+    if min_side and opened.format == "JPEG":
+        opened.draft(None, (min_side, min_side))
+    if getattr(opened, "n_frames", 1) > 1:
+        opened.seek(0)
+    taken_at, make, model = _exif_fields(opened)
+    fmt = opened.format
+    opened.load()
+    rgb = to_rgb(ImageOps.exif_transpose(opened))
     return DecodedPhoto(rgb, rgb.width, rgb.height, taken_at, make, model, fmt)
 
 
