@@ -5,13 +5,14 @@ and written into the OpenAPI document at app creation (app/api/openapi.py), so t
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime, time
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.services.access import OPEN_SCOPE, AccessScope, shown_path
-from app.services.filters import MAX_PHOTO_ID, SearchFilters
+from app.services.filters import MAX_PHOTO_ID, SearchFilters, SortOrder
 from app.storage.tables import Caption, Photo
 from models.zero_shot import DEFAULT_PROMPT
 
@@ -20,7 +21,25 @@ TAGS_HELP = (  # zero-shot tags (indexer/labels.py)
     "set applied at index time."
 )
 K_HELP = "How many results to return."
+TAKEN_HELP = (
+    "Only photos taken {} this ISO date or datetime (a date alone covers its whole day); photos "
+    "without a date taken are left out when either bound is given."
+)
+SORT_HELP = (
+    "relevance: best match first. newest / oldest: by date taken (undated photos last) over the "
+    "relevant matches: those at or above min_score, or the 300 best without it."
+)
 PhotoId = Annotated[int, Field(ge=1, le=MAX_PHOTO_ID)]  # larger can name no photo
+
+
+def date_alone(value: object) -> object:
+    """ "2021-07-14" is a date (its whole day), not midnight: read before the datetime parser sees it."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        return date.fromisoformat(value.strip())
+    return value
+
+
+TakenBound = Annotated[datetime | date | None, BeforeValidator(date_alone)]
 
 
 class SearchFilterFields(BaseModel):
@@ -34,9 +53,41 @@ class SearchFilterFields(BaseModel):
     )
     collections: list[str] | None = Field(default=None, max_length=100, description="Only these collections.")
     tags: list[str] | None = Field(default=None, max_length=20, description=TAGS_HELP, examples=[["dog"]])
+    taken_after: TakenBound = Field(default=None, description=TAKEN_HELP.format("on or after"))
+    taken_before: TakenBound = Field(default=None, description=TAKEN_HELP.format("on or before"))
+    folders: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description="Only photos in these folders or below them (relative to their collection's folder).",
+        examples=[["2021/holiday"]],
+    )
+    cameras: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description='Only photos from these cameras: "make model", or make or model alone; case-insensitive.',
+        examples=[["Canon", "Apple iPhone 12"]],
+    )
+    sort: SortOrder = Field(default="relevance", description=SORT_HELP)
 
     def filters(self) -> SearchFilters:
-        return SearchFilters.of(collections=self.collections, tags=self.tags, min_score=self.min_score)
+        return SearchFilters.of(
+            collections=self.collections,
+            tags=self.tags,
+            min_score=self.min_score,
+            taken_after=day_bound(self.taken_after, end=False),
+            taken_before=day_bound(self.taken_before, end=True),
+            folders=self.folders,
+            cameras=self.cameras,
+            sort=self.sort,
+        )
+
+
+def day_bound(value: datetime | date | None, *, end: bool) -> datetime | None:
+    """A bound as a naive datetime, the way dates taken are stored (camera clock time): a date alone
+    covers its whole day; a time zone given is dropped (cameras record none)."""
+    if value is None or isinstance(value, datetime):
+        return None if value is None else value.replace(tzinfo=None)
+    return datetime.combine(value, time.max if end else time.min)
 
 
 class TextSearch(SearchFilterFields):

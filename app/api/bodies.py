@@ -89,20 +89,21 @@ def form_text(form: FormData, key: str) -> list[str]:
 
 
 async def image_request(request: Request, settings: Settings) -> ImageRequest:
-    """Multipart (`file`, optional `k`, `offset`, `min_score`, repeated `collections`, `tags`) or JSON
+    """Multipart (`file`, optional `k`, `offset`, `min_score`, `taken_after`, `taken_before`, `sort`,
+    repeated `collections`, `tags`, `folders`, `cameras`) or JSON
     {"photo_id": ..., "k": ...}."""
     if body_kind(request, "a 'file' part, or application/json with a photo_id") == "json":
         query = await read_json(request, PhotoIdQuery)
         return ImageRequest(ImageQuery(photo_id=query.photo_id), query.k, query.offset, query.filters())
     data, form = await read_upload(request, settings)
     fields: dict[str, Any] = {}
-    for key in ("k", "offset", "min_score"):
+    for key in ("k", "offset", "min_score", "taken_after", "taken_before", "sort"):
         values = [v for v in form_text(form, key) if v != ""]
         if len(values) > 1:
             raise InvalidInputError(f"form field {key!r} is given {len(values)} times; give it once")
         if values:
             fields[key] = values[0]
-    for key in ("collections", "tags"):
+    for key in ("collections", "tags", "folders", "cameras"):
         values = [v for v in form_text(form, key) if v.strip()]
         if values:
             fields[key] = values

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from app.core.config import ApiSettings
 from models.errors import InvalidInputError
@@ -12,6 +14,9 @@ from models.errors import InvalidInputError
 # reader holds exactly (JavaScript's Number.MAX_SAFE_INTEGER), well inside SQL's BIGINT, so that a
 # larger number is refused as input instead of failing to bind in the database driver.
 MAX_PHOTO_ID = 2**53 - 1
+
+# relevance: best match first; newest/oldest: date taken, over the relevant candidates, undated last
+SortOrder = Literal["relevance", "newest", "oldest"]
 
 
 def plain_text(value: str, what: str) -> str:
@@ -43,6 +48,11 @@ class SearchFilters:
     min_score: float | None = None  # drop hits whose cosine is below this
     exclude: int | None = None  # a photo id left out (the query photo of a photo→photo search)
     within: frozenset[int] | None = None  # the request's key sees only these collection ids; None: all
+    taken_after: datetime | None = None  # inclusive; photos without a date are left out when either is set
+    taken_before: datetime | None = None
+    folders: tuple[str, ...] = ()  # relative to the collection's folder; each matches itself and below
+    cameras: tuple[str, ...] = ()  # "make model", make alone or model alone, case-insensitive
+    sort: SortOrder = "relevance"
 
     def __post_init__(self) -> None:
         for name in self.collections:
@@ -51,6 +61,19 @@ class SearchFilters:
             plain_text(tag, "a tag")
         if self.min_score is not None and not (math.isfinite(self.min_score) and -1 <= self.min_score <= 1):
             raise InvalidInputError(f"min_score is a cosine between -1 and 1; got {self.min_score}")
+        for text in (*self.folders, *self.cameras):
+            plain_text(text, "a folder or camera")
+        if self.taken_after and self.taken_before and self.taken_after > self.taken_before:
+            raise InvalidInputError(
+                f"taken_after ({self.taken_after.isoformat()}) is later than taken_before "
+                f"({self.taken_before.isoformat()}): no photo can match"
+            )
+
+    @property
+    def by_metadata(self) -> bool:
+        """Whether SQL narrows the photos before scoring (any filter but collections and min_score)."""
+        dated = self.taken_after is not None or self.taken_before is not None
+        return bool(self.tags or self.folders or self.cameras or dated)
 
     @classmethod
     def of(
@@ -59,8 +82,22 @@ class SearchFilters:
         collections: list[str] | None = None,
         tags: list[str] | None = None,
         min_score: float | None = None,
+        taken_after: datetime | None = None,
+        taken_before: datetime | None = None,
+        folders: list[str] | None = None,
+        cameras: list[str] | None = None,
+        sort: SortOrder = "relevance",
     ) -> SearchFilters:
-        return cls(tuple(collections or ()), tuple(tags or ()), min_score)
+        return cls(
+            tuple(collections or ()),
+            tuple(tags or ()),
+            min_score,
+            taken_after=taken_after,
+            taken_before=taken_before,
+            folders=tuple(folders or ()),
+            cameras=tuple(cameras or ()),
+            sort=sort,
+        )
 
 
 NO_FILTERS = SearchFilters()

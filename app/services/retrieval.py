@@ -8,15 +8,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.services.filters import SearchFilters
 from app.services.index_cache import IndexCache, RawHit
 from app.storage import repository as repo
+from app.storage.repository.metadata_filters import MetadataFilter, photo_ids_matching
 from app.storage.repository.search import collection_ids_by_name
 from models.encoder import Encoder
 from models.errors import NotFoundError, NotReadyError
 
 
 class PhotoCandidates:
-    # At most this many photos carry the wanted tags: exact scores over their stored vectors; more, and
-    # the index is searched ever wider until enough tagged photos turn up.
-    EXACT_TAGGED_MAX = 5_000
+    # At most this many photos pass the metadata filters: exact scores over their stored vectors; more,
+    # and the index is searched ever wider until enough of them turn up.
+    EXACT_MAX = 5_000
 
     def __init__(self, sessions: sessionmaker[Session], encoder: Encoder, indexes: IndexCache) -> None:
         self.sessions = sessions
@@ -44,8 +45,8 @@ class PhotoCandidates:
         photo is excluded, so that exclusion does not shorten the list)."""
         fetch = wanted + (1 if filters.exclude is not None else 0)
         collection_ids = self.collection_ids(filters.collections, filters.within)
-        if filters.tags:
-            raw = self._tagged(vector, fetch, collection_ids, filters.tags)
+        if filters.by_metadata:
+            raw = self._restricted(vector, fetch, collection_ids, filters)
         else:
             raw = self.indexes.search("photos", vector, fetch, collection_ids)
         if not raw and not self.indexes.current("photos"):
@@ -53,12 +54,24 @@ class PhotoCandidates:
         floor = filters.min_score
         return [h for h in raw if h.id != filters.exclude and (floor is None or h.score >= floor)]
 
-    def _tagged(
-        self, vector: np.ndarray, wanted: int, collection_ids: list[int] | None, tags: tuple[str, ...]
+    def _restricted(
+        self, vector: np.ndarray, wanted: int, collection_ids: list[int] | None, filters: SearchFilters
     ) -> list[RawHit]:
+        """The best of the photos SQL allows: exact scores over their stored vectors when few, so that a
+        filter matching 3 photos of many still returns those 3."""
+        metadata = MetadataFilter(
+            collection_ids=collection_ids,
+            tags=filters.tags,
+            taken_after=filters.taken_after,
+            taken_before=filters.taken_before,
+            folders=filters.folders,
+            cameras=filters.cameras,
+        )
         with self.sessions() as session:
-            allowed = repo.photo_ids_with_tags(session, tags=tags, collection_ids=collection_ids)
-            if len(allowed) <= self.EXACT_TAGGED_MAX:
+            allowed = photo_ids_matching(session, wanted=metadata)
+            if not allowed:
+                return []
+            if len(allowed) <= self.EXACT_MAX:
                 ids, _, vectors = repo.photo_vectors_for_ids(
                     session, ids=sorted(allowed), model_key=self.encoder.key, dim=self.encoder.dim
                 )

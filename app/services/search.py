@@ -18,9 +18,13 @@ from app.services.query_vectors import ImageQuery, QueryVectors
 from app.services.ranking import BankRanking, PhotoDecoding, PhotoHit, candidates_for, rerank
 from app.services.retrieval import PhotoCandidates
 from app.storage import repository as repo
+from app.storage.repository.metadata_filters import taken_at_of
 from models.encoder import Encoder
 
 __all__ = ["ImageQuery", "PhotoHit", "SearchService"]
+
+SORT_POOL = 300  # date order covers this many best matches when no min_score says which are relevant
+SORT_POOL_MAX = 10_000  # and at most this many above a min_score
 
 
 class SearchService:
@@ -54,7 +58,7 @@ class SearchService:
         page = self.page(k, offset)
         vector = self.vectors.text_vector(query)
         reranker = self.encoder.reranker
-        if reranker is None:
+        if reranker is None or filters.sort != "relevance":
             return self.photos_near(vector, page, filters, normalise=True)
         wide = Page(max(reranker.top_n, page.k + page.offset))
         hits = self.photos_near(vector, wide, filters, normalise=True)
@@ -79,6 +83,8 @@ class SearchService:
     ) -> list[PhotoHit]:
         """The page of best photos for a query vector. normalise (text queries): rank by cosine minus each
         photo's hubness offset when the model has a query bank, re-ordering a wider set of candidates."""
+        if filters.sort != "relevance":
+            return self.photos_by_date(vector, page, filters)
         wanted = page.k + page.offset
         raw = self.candidates.fetch(vector, candidates_for(wanted, self.encoder, normalise), filters)
         ranks: dict[int, float] = {}
@@ -88,6 +94,24 @@ class SearchService:
         with self.sessions() as session:
             photos = repo.get_photos(session, ids=[h.id for h in raw])
         return [PhotoHit(photos[h.id], h.score, rank_score=ranks.get(h.id)) for h in raw if h.id in photos]
+
+    def photos_by_date(self, vector: np.ndarray, page: Page, filters: SearchFilters) -> list[PhotoHit]:
+        """The relevant candidates in date order: those at or above min_score (at most SORT_POOL_MAX), or
+        the SORT_POOL best by cosine without one. Undated photos come last, in relevance order; the
+        pool does not depend on the page, so pages follow on from each other."""
+        pool = SORT_POOL if filters.min_score is None else SORT_POOL_MAX
+        raw = self.candidates.fetch(vector, pool, filters)
+        with self.sessions() as session:
+            taken = taken_at_of(session, ids=[h.id for h in raw])
+        dated = sorted(
+            (h for h in raw if taken.get(h.id) is not None),
+            key=lambda h: (taken[h.id], -h.id if filters.sort == "newest" else h.id),
+            reverse=filters.sort == "newest",
+        )
+        ordered = (dated + [h for h in raw if taken.get(h.id) is None])[page.offset : page.offset + page.k]
+        with self.sessions() as session:
+            photos = repo.get_photos(session, ids=[h.id for h in ordered])
+        return [PhotoHit(photos[h.id], h.score) for h in ordered if h.id in photos]
 
     def readiness(self) -> dict[str, object]:
         with self.sessions() as session:
