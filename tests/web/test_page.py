@@ -213,3 +213,39 @@ def test_a_server_with_nothing_indexed_says_it_is_not_ready(
         page.wait_for_function("document.getElementById('message').textContent.includes('not ready')")
         assert "photosearch index" in page.inner_text("#message")  # the API's own detail
         assert page.locator("#message").evaluate("m => m.classList.contains('error')")
+
+
+def test_with_keys_required_the_page_asks_for_a_key_once_and_sends_it_on_every_request(
+    page: Any, tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services.keys import KeyService
+    from app.storage.db import make_engine, session_factory
+
+    monkeypatch.setenv("PHOTOSEARCH_AUTH__REQUIRED", "true")
+    settings = indexed_settings(tmp_path, encoder, f"sqlite:///{tmp_path / 'photosearch.db'}")
+    engine = make_engine(settings.db_url)
+    token = KeyService(session_factory(engine)).create("web page")
+    engine.dispose()
+    with serve(create_app(settings, encoder)) as url:
+        page.goto(url)
+        page.fill("#query", "a dog")
+        page.locator("#key-dialog").wait_for(state="visible")
+        page.fill("#key-input", token)
+        page.keyboard.press("Enter")
+        wait_for_cards(page, 12)  # the refused search was sent again with the key
+        # thumbnails need the key too: each one decoded means its request carried it
+        page.wait_for_function(
+            "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert page.evaluate("localStorage.getItem('photosearch.apiKey')") == token
+
+        page.reload()  # kept: no second prompt
+        page.fill("#query", "a dog")
+        wait_for_cards(page, 12)
+        assert page.locator("#key-dialog").is_hidden()
+
+        page.evaluate("localStorage.setItem('photosearch.apiKey', 'psk_not-a-key')")
+        page.reload()
+        page.fill("#query", "a cat")
+        page.locator("#key-dialog").wait_for(state="visible")
+        assert "refused" in page.inner_text("#key-reason")
