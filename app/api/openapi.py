@@ -33,6 +33,7 @@ def _upload_body(fields: dict[str, Any], required: list[str], json_schema: dict[
     }
 
 
+TAKEN_BOUND = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
 IMAGE_QUERY_BODY = _upload_body(
     {
         "k": {"type": "integer", "minimum": 1},
@@ -40,6 +41,11 @@ IMAGE_QUERY_BODY = _upload_body(
         "min_score": {"type": "number", "minimum": -1, "maximum": 1},
         "collections": TEXT_LIST,
         "tags": TEXT_LIST,
+        "taken_after": TAKEN_BOUND,
+        "taken_before": TAKEN_BOUND,
+        "folders": TEXT_LIST,
+        "cameras": TEXT_LIST,
+        "sort": {"type": "string", "enum": ["relevance", "newest", "oldest"], "default": "relevance"},
     },
     [],
     PhotoIdQuery.model_json_schema(),
@@ -72,6 +78,8 @@ def limit_properties(api: ApiSettings) -> dict[str, dict[str, Any]]:
         "prompt": {"maxLength": api.max_prompt_chars, "pattern": PROMPT},
         "collections": {"items": {"type": "string", "pattern": NO_NUL}},
         "tags": {"items": {"type": "string", "pattern": NO_NUL}},
+        "folders": {"items": {"type": "string", "pattern": NO_NUL}},
+        "cameras": {"items": {"type": "string", "pattern": NO_NUL}},
     }
 
 

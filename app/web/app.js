@@ -101,6 +101,11 @@ function filters() {
   const chosen = {
     collections: listField("filter-collections"),
     tags: listField("filter-tags"),
+    folders: listField("filter-folders"),
+    cameras: listField("filter-cameras"),
+    taken_after: $("filter-taken-after").value || null,  // a date alone: the server takes its whole day
+    taken_before: $("filter-taken-before").value || null,
+    sort: $("filter-sort").value === "relevance" ? null : $("filter-sort").value,
     min_score: minScore,
   };
   return Object.fromEntries(Object.entries(chosen).filter(([, v]) => v !== null));
@@ -186,6 +191,7 @@ function resultCard(hit) {
     open,
     el("div", { className: "score", textContent: `score ${hit.score.toFixed(3)}` }),
     el("p", { className: "caption", textContent: photo.captions[0] || photo.path }),
+    el("p", { className: "taken", textContent: photo.taken_at ? `taken ${photo.taken_at.slice(0, 10)}` : "" }),
     tags,
     more);
 }
@@ -309,7 +315,12 @@ function wire() {
   $("query").addEventListener("input", debounce(textSearch, 300));
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); textSearch(); });
   const refilter = debounce(() => runSearch(), 300);
-  for (const id of ["filter-collections", "filter-tags"]) $(id).addEventListener("input", refilter);
+  for (const id of ["filter-collections", "filter-tags", "filter-folders", "filter-cameras"]) {
+    $(id).addEventListener("input", refilter);
+  }
+  for (const id of ["filter-taken-after", "filter-taken-before", "filter-sort"]) {
+    $(id).addEventListener("change", () => runSearch());
+  }
   $("filter-min-score").addEventListener("input", (e) => {
     $("min-score-value").textContent = e.target.value === e.target.min ? "off" : e.target.value;
     refilter();

@@ -16,6 +16,8 @@ from app.main import create_app
 from models.encoder import Encoder
 from tests.builders.apps import indexed_settings
 from tests.builders.browser import chromium, require_chromium, serve
+from tests.builders.indexing import photo_ids_by_path, run_index
+from tests.builders.metadata_photos import write_library
 
 pytestmark = pytest.mark.slow
 
@@ -249,3 +251,39 @@ def test_with_keys_required_the_page_asks_for_a_key_once_and_sends_it_on_every_r
         page.fill("#query", "a cat")
         page.locator("#key-dialog").wait_for(state="visible")
         assert "refused" in page.inner_text("#key-reason")
+
+
+def test_camera_date_range_folder_and_sort_controls_narrow_and_order_the_grid(
+    page: Any, tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHOTOSEARCH_AUTH__REQUIRED", "false")
+    shots = write_library(tmp_path / "photos")
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'p.db'}", device="cpu"
+    )
+    run_index(settings, encoder, tmp_path / "photos")
+    paths = photo_ids_by_path(settings)
+    by_id = {paths[str(tmp_path / "photos" / s.folder / s.name)]: s for s in shots}
+    with serve(create_app(settings, encoder)) as url:
+        page.goto(url)
+        page.fill("#query", "a dog")
+        wait_for_cards(page, 12)
+        page.fill("#filter-cameras", "acme")
+        wait_for_cards(page, 3)
+        assert {by_id[i].camera for i in card_ids(page)} == {("Acme", "Shooter 3000")}
+        page.fill("#filter-cameras", "")
+        page.fill("#filter-folders", "trips/alps")
+        wait_for_cards(page, 4)
+        page.fill("#filter-folders", "")
+        page.fill("#filter-taken-after", "2021-01-06")
+        page.fill("#filter-taken-before", "2021-01-08")
+        wait_for_cards(page, 3)
+        assert sorted(by_id[i].taken.day for i in card_ids(page)) == [6, 7, 8]
+        page.select_option("#filter-sort", "newest")
+        newest = ["taken 2021-01-08", "taken 2021-01-07", "taken 2021-01-06"]
+        page.wait_for_function(
+            "want => [...document.querySelectorAll('#results .taken')]"
+            ".map((t) => t.textContent).join() == want",
+            arg=",".join(newest),
+        )
+        assert [by_id[i].taken.day for i in card_ids(page)] == [8, 7, 6]
