@@ -287,3 +287,9 @@ def test_camera_date_range_folder_and_sort_controls_narrow_and_order_the_grid(
             arg=",".join(newest),
         )
         assert [by_id[i].taken.day for i in card_ids(page)] == [8, 7, 6]
+
+        page.fill("#filter-taken-after", "2021-01-09")  # after "until": the API's 422 detail is shown
+        page.dispatch_event("#filter-taken-after", "change")
+        page.wait_for_function("document.getElementById('message').classList.contains('error')")
+        assert "Error 422: taken_after" in page.inner_text("#message")
+        assert "later than taken_before" in page.inner_text("#message")
