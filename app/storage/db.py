@@ -9,13 +9,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import NotReadyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATION_LOCK_KEY = 0x70686F746F  # any fixed 64-bit number: PostgreSQL advisory lock for migrations
 
 
 def make_engine(url: str) -> Engine:
@@ -55,6 +56,10 @@ def migrate(engine: Engine) -> None:
             f"cannot reach the database at {where}: {reason} (check PHOTOSEARCH_DATABASE_URL)"
         ) from exc
     with connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting at once: the first migrates, the others wait here (the lock ends
+            # with this transaction) and then find the schema at head. SQLite's writes lock the file.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
