@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import install_error_handlers
@@ -32,10 +34,12 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         engine = make_engine(settings.db_url)
         await run_in_threadpool(migrate, engine)
         model = encoder
+        started = time.perf_counter()
         if model is None:
             model = await run_in_threadpool(
                 create_encoder, settings.model, settings.checkpoint, settings.device, settings.checkpoint_dirs
             )
+        app.state.model_load_seconds = time.perf_counter() - started  # /metrics
         app.state.services = build_services(settings, model, session_factory(engine))
         yield
         engine.dispose()
@@ -54,6 +58,14 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     api = settings.api
     # inside the access log, which then names the request's key (never its token)
     app.add_middleware(RequireKey, required=settings.auth.required)
+    if api.cors_allow_origins:  # closed unless listed; outside RequireKey: preflights carry no key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
     app.add_middleware(BodyLimit, json_bytes=api.max_body_bytes, upload_bytes=api.max_upload_bytes)
     app.add_middleware(AccessLog)  # added last: outermost, so it sees every answer, 413s included
     configure_access_log()

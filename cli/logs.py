@@ -9,9 +9,11 @@ it at DEBUG.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -37,9 +39,35 @@ class CurrentStderrHandler(logging.StreamHandler):
         pass
 
 
+LOG_FORMAT_VARIABLE = "PHOTOSEARCH_LOG_FORMAT"  # "json": one JSON object a line, for log collectors
+
+
+class JsonLines(logging.Formatter):
+    """time, level, logger, message, the access log's request fields, and an exception's traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request = getattr(record, "request", None)
+        if isinstance(request, dict):
+            line |= request
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=True, default=str)
+
+
 def stderr_handler() -> logging.Handler:
     """Rich's handler on a terminal; one plain line a record otherwise, so that a log file or a
-    process supervisor gets exactly one line a message (Rich wraps long ones to the console width)."""
+    process supervisor gets exactly one line a message (Rich wraps long ones to the console width);
+    one JSON object a line with PHOTOSEARCH_LOG_FORMAT=json."""
+    if os.environ.get(LOG_FORMAT_VARIABLE, "").lower() == "json":
+        handler = CurrentStderrHandler()
+        handler.setFormatter(JsonLines())
+        return handler
     if sys.stderr.isatty():
         return RichHandler(console=Console(stderr=True), show_path=False)
     handler = CurrentStderrHandler()

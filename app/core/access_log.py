@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.metrics import observe
@@ -33,9 +34,16 @@ def configure_access_log() -> None:
 
 
 def route_template(scope: Scope) -> str | None:
-    """The matched route's template (/v1/photos/{photo_id}); None when no route matched."""
+    """The matched route's template (/v1/photos/{photo_id}); None when no route matched. FastAPI's
+    own pages (/docs, /openapi.json) leave no route in the scope: they are matched here again."""
     template = getattr(scope.get("route"), "path", None)
-    return template if isinstance(template, str) else None
+    if isinstance(template, str):
+        return template
+    for route in getattr(scope.get("app"), "routes", ()):
+        if route.matches(scope)[0] is Match.FULL:
+            path = getattr(route, "path", None)
+            return path if isinstance(path, str) else None
+    return None
 
 
 def request_id(scope: Scope) -> str:
@@ -86,6 +94,15 @@ class AccessLog:
             method, template = scope["method"], route_template(scope)
             observe(method, template or "unmatched", status, seconds)
             path = template or raw_path(scope)
+            fields = {"method": method, "route": path, "status": status, "ms": round(seconds * 1000, 1)}
+            fields |= {"key": key_name(scope), "request_id": rid}
             log.info(
-                "%s %s %d %.1f ms key=%s id=%s", method, path, status, seconds * 1000, key_name(scope), rid
+                "%s %s %d %.1f ms key=%s id=%s",
+                method,
+                path,
+                status,
+                seconds * 1000,
+                fields["key"],
+                rid,
+                extra={"request": fields},  # JSON logs (cli/logs.py) carry these as fields
             )

@@ -25,6 +25,8 @@ class ApiSettings(BaseModel):
     heavy_slots: int = 2  # decodings and embeddings at once; more wait
     busy_wait_s: float = 10.0  # how long a request waits for a slot before a 429
     thumbnail_px: int = 256
+    # browser origins (https://intranet.example) whose pages may call the API; empty: none
+    cors_allow_origins: list[str] = []
 
 
 class IndexerSettings(BaseModel):
