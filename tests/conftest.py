@@ -108,3 +108,15 @@ def cli_env(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     get_settings.cache_clear()
     yield db_url
     get_settings.cache_clear()
+
+
+# Tests that load the real default model (directly or through an app, an index run or a trained
+# checkpoint) take seconds each on a CPU: they are `slow`, so `make test-fast` leaves them out and
+# `make test` (what CI runs) keeps them.
+SLOW_FIXTURES = frozenset({"encoder", "rerank_checkpoint", "tiny_data"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

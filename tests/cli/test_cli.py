@@ -27,6 +27,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     get_settings.cache_clear()
 
 
+@pytest.mark.slow
 def test_index_then_query(env: Path) -> None:
     folder = env / "photos"
     photos.copy_shared_photos(folder, "val", 10)
@@ -59,6 +60,7 @@ def test_samples_are_real_photos(env: Path) -> None:
     assert (env / "samples" / "chelsea.png").is_file() and len(list((env / "samples").iterdir())) >= 10
 
 
+@pytest.mark.slow
 def test_evaluate_prints_recalls(env: Path) -> None:
     folder = env / "set"
     photos.copy_shared_photos(folder / "images", "val", 20)
@@ -81,6 +83,7 @@ def test_evaluate_prints_recalls(env: Path) -> None:
     assert json.loads(report.read_text())["images"] == 20
 
 
+@pytest.mark.slow
 def test_index_with_labels_tags_photos_for_search(env: Path) -> None:
     folder = env / "photos"
     photos.copy_shared_photos(folder, "val", 8)

@@ -15,6 +15,8 @@ import pytest
 from tests.builders import photos
 from tests.builders.console import nonempty_lines, run_photosearch, script_env
 
+pytestmark = pytest.mark.slow  # each case starts the installed script in a new process (seconds)
+
 UNREACHABLE_DB = "postgresql+psycopg://nobody:secret-pw@127.0.0.1:1/x"
 
 # name → (tmp folder → (arguments, PHOTOSEARCH_ settings, fragments the error line must contain))

@@ -79,6 +79,7 @@ def test_index_then_tag_a_collection(env: None, photo_folder: Path, tmp_path: Pa
     assert unknown.exit_code == 2 and "no collection 'nope'" in unknown.output
 
 
+@pytest.mark.slow
 def test_a_finetuned_checkpoint_indexes_and_answers(env: None, photo_folder: Path, tmp_path: Path) -> None:
     from models.clip.export import save_clip_checkpoint
 
@@ -96,6 +97,7 @@ def test_a_finetuned_checkpoint_indexes_and_answers(env: None, photo_folder: Pat
     assert len(rows) == 3, answered.output
 
 
+@pytest.mark.slow
 def test_index_labels_and_tag_keep_the_same_tags_by_one_setting(
     env: None, local_dir: str, photo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

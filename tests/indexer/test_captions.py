@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from app.core.config import Settings
 from app.storage.tables import Caption, CaptionEmbedding
 from models.encoder import Encoder
@@ -63,6 +65,7 @@ def test_a_changed_caption_line_embeds_only_its_changed_captions(
     assert served_ids(settings, encoder, "captions") == set(after)
 
 
+@pytest.mark.slow
 def test_the_cli_report_says_what_changed_in_the_captions(cli_env: str, photo_folder: Path) -> None:
     from typer.testing import CliRunner
 

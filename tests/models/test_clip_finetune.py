@@ -76,6 +76,7 @@ def test_loss_falls_and_checkpoint_serves(tmp_path: Path, base: Path) -> None:
     assert not np.allclose(tuned.encode_images([photo]), original.encode_images([photo]), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_accumulated_gradients_equal_one_big_batch() -> None:
     torch.manual_seed(0)
     encoder = random_clip_encoder(tiny_clip_config(), torch.device("cpu"))
@@ -96,6 +97,7 @@ def test_accumulated_gradients_equal_one_big_batch() -> None:
         assert torch.allclose(a.grad, b.grad, atol=1e-6, rtol=1e-4), name
 
 
+@pytest.mark.slow
 def test_locked_image_tower_does_not_move(tmp_path: Path, base: Path) -> None:
     out = tmp_path / "locked.safetensors"
     finetune(str(base), FLICKR, out, small_options(epochs=1, lock_image=True, accum_steps=2, batch_size=8))

@@ -98,6 +98,7 @@ def test_weights_file_next_to_registered_name_loads(
     assert same_vectors(encoder, reference, photo)
 
 
+@pytest.mark.slow
 def test_weights_file_found_in_checkpoint_dir(
     registered: Path, reference: ClipEncoder, photo: Image.Image
 ) -> None:
@@ -120,6 +121,7 @@ def test_checkpoint_dir_is_read_from_the_environment_by_the_settings(
     assert Settings().checkpoint_dirs == [registered / "checkpoints"]
 
 
+@pytest.mark.slow
 def test_local_dir_loads_by_model_name_and_by_checkpoint(
     registered: Path, reference: ClipEncoder, photo: Image.Image
 ) -> None:

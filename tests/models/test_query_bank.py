@@ -162,6 +162,7 @@ def test_calibrate_command_says_what_is_wrong(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "captions" in result.output
 
 
+@pytest.mark.slow
 def test_further_resolutions_are_averaged_in_from_the_same_pixels(tmp_path: Path) -> None:
     """calibrate --extra-size: each photo is embedded at the test-time size and at each extra size (made
     from the same pixels), with their mirror images, and the unit vectors averaged; 0 takes them out."""

@@ -28,7 +28,8 @@ def test_plan_grows_with_size() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flat_max", "hnsw_max", "kind"), [(10**6, 10**7, "flat"), (10, 10**6, "hnsw"), (10, 100, "ivfpq")]
+    ("flat_max", "hnsw_max", "kind"),
+    [(10**6, 10**7, "flat"), (10, 10**6, "hnsw"), pytest.param(10, 100, "ivfpq", marks=pytest.mark.slow)],
 )
 def test_each_kind_returns_the_nearest_ids(flat_max: int, hnsw_max: int, kind: str) -> None:
     vectors = unit_rows(3000, 64)
