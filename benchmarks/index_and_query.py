@@ -83,7 +83,7 @@ def serve_and_query(base: Path, queries: list[str], count: int) -> dict[str, flo
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PHOTOSEARCH_DATA_DIR": str(base / "data")}
+    env = {**os.environ, "PHOTOSEARCH_DATA_DIR": str(base / "data"), "PHOTOSEARCH_AUTH__REQUIRED": "false"}
     server = subprocess.Popen(
         [
             sys.executable,
