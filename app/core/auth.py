@@ -77,7 +77,8 @@ class RequireKey:
             await refuse(send, 401, "an API key is required: send `Authorization: Bearer <key>`")
             return
         keys: KeyService = scope["app"].state.services.keys
-        access = await run_in_threadpool(keys.scope_for, token)
+        # a key seen within auth.cache_seconds is answered on the event loop; others go to SQL in a thread
+        access = keys.cached_scope(token) or await run_in_threadpool(keys.scope_for, token)
         if access is None:
             await refuse(send, 401, "unknown or revoked API key")
             return

@@ -85,6 +85,17 @@ class KeyService:
         with self.sessions() as session:
             return key_rows.count_keys(session)
 
+    def cached_scope(self, token: str) -> AccessScope | None:
+        """The scope of a token looked up within cache_seconds, without touching SQL (so the event
+        loop may call it); None when it must be looked up (scope_for)."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        digest = token_hash(token)
+        row = self._cached(digest)
+        if row is None or not hmac.compare_digest(row.token_sha256, digest):
+            return None
+        return AccessScope(key_name=row.name, collection_ids=row.collection_ids, admin=row.admin)
+
     def scope_for(self, token: str) -> AccessScope | None:
         """The scope of a valid token, None for any other."""
         if not token or len(token) > MAX_TOKEN_CHARS:

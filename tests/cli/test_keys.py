@@ -76,6 +76,7 @@ def test_bad_key_commands_are_one_line_errors(cli_env: str, args: list[str], mes
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_the_token_is_alone_on_stdout_of_the_console_script(tmp_path: Path) -> None:
     env = script_env(tmp_path / "data")
     add_collections(Settings(data_dir=tmp_path / "data"), "family")

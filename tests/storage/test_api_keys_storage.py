@@ -54,4 +54,12 @@ def test_a_key_loses_a_deleted_collection_and_revocation_is_seen_at_once(db_url:
     keys.revoke("both")
     assert other_replica.scope_for(token) is None and keys.scope_for(token) is None
     assert keys.scope_for("") is None and keys.scope_for("x" * 10_000) is None
+    cached = KeyService(sessions, cache_seconds=60.0)
+    again = cached.create("again", collections=["family"])
+    assert cached.cached_scope(again) is None  # never looked up yet: SQL decides
+    looked_up = cached.scope_for(again)
+    assert looked_up is not None and cached.cached_scope(again) == looked_up
+    cached.revoke("again")
+    assert cached.cached_scope(again) is not None  # within its window, as documented
+    assert KeyService(sessions, cache_seconds=60.0).scope_for(again) is None
     engine.dispose()
