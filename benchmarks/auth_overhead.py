@@ -67,8 +67,10 @@ def wait_ready(client: httpx.Client) -> None:
 
 def query_both(clients: dict[str, httpx.Client], queries: list[str], count: int) -> dict[str, list[float]]:
     latencies: dict[str, list[float]] = {name: [] for name in clients}
+    names = list(clients)
     for i in range(-10, count):  # the first 10: warm-up, not counted
-        for name, client in clients.items():
+        for name in names if i % 2 else names[::-1]:  # each server goes first half the time
+            client = clients[name]
             started = time.perf_counter()
             client.post(
                 "/v1/search/text", json={"query": queries[i % len(queries)], "k": 20}
