@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -42,15 +43,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def build_folder(base: Path, limit: int | None) -> tuple[Path, list[str]]:
-    """Symlink the shared photos into one folder (nothing is copied) and collect val captions."""
+    """Link (or, across file systems, copy) the shared photos into one folder and collect val captions.
+    Not symlinks: the indexer does not follow links that lead out of the folder it scans."""
     folder = base / "photos"
     folder.mkdir()
     captions = []
     with open(SHARED / "captions.jsonl", encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
     for row in rows[:limit]:
-        (folder / Path(row["image"]).name).symlink_to(SHARED / row["image"])
+        link_or_copy(SHARED / row["image"], folder / Path(row["image"]).name)
         if row["split"] == "val":
             captions.append(row["captions"][0].removesuffix(" ."))
     return folder, captions or [rows[0]["captions"][0]]
@@ -134,7 +143,7 @@ def in_process(base: Path, queries: list[str], count: int) -> dict[str, float]:
     for i in range(count):
         query = queries[i % len(queries)]
         started = time.perf_counter()
-        service.text_vector(query)
+        service.vectors.text_vector(query)
         embed.append(time.perf_counter() - started)
         started = time.perf_counter()
         service.search_text(query, k=20)
