@@ -52,7 +52,9 @@ class AuthSettings(BaseModel):
     """API keys (`photosearch keys create`). Off only for a server bound to a loopback address."""
 
     required: bool = True
-    cache_seconds: float = 1.0  # a key looked up this recently is trusted; revocation shows within it
+    # 0: every request looks its key up in SQL, so a revoked key is refused on its next request on
+    # every replica; more trusts a key seen this recently (fewer lookups, revocation shows within it)
+    cache_seconds: float = 0.0
 
 
 class Settings(BaseSettings):
