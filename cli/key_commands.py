@@ -95,7 +95,7 @@ def list_keys() -> None:
 
 @keys_app.command("revoke")
 def revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
-    """Delete a key: every server refuses it from its next request on (or within auth.cache_seconds when set)."""
+    """Delete a key: every server refuses it from its next request on (within auth.cache_seconds if set)."""
     _key_service().revoke(name)
     console.print(f"revoked {name}")
 
