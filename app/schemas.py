@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.services.access import OPEN_SCOPE, AccessScope, shown_path
 from app.services.filters import MAX_PHOTO_ID, SearchFilters, SortOrder
+from app.services.listing import ListingOrder
 from app.storage.tables import Caption, Photo
 from models.zero_shot import DEFAULT_PROMPT
 
@@ -88,6 +89,41 @@ def day_bound(value: datetime | date | None, *, end: bool) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return None if value is None else value.replace(tzinfo=None)
     return datetime.combine(value, time.max if end else time.min)
+
+
+class PhotoListQuery(BaseModel):
+    """GET /v1/photos: the metadata filters and page of a search, without a query or min_score."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int | None = Field(default=None, ge=1, description=K_HELP)
+    offset: int = Field(default=0, ge=0, description="Skip this many (pagination).")
+    collections: list[str] | None = Field(default=None, max_length=100, description="Only these collections.")
+    tags: list[str] | None = Field(default=None, max_length=20, description=TAGS_HELP)
+    taken_after: TakenBound = Field(default=None, description=TAKEN_HELP.format("on or after"))
+    taken_before: TakenBound = Field(default=None, description=TAKEN_HELP.format("on or before"))
+    folders: list[str] | None = Field(
+        default=None, max_length=100, description="Only photos in these folders or below them."
+    )
+    cameras: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description='Only photos from these cameras: "make model", make or model alone.',
+    )
+    sort: ListingOrder = Field(
+        default="newest",
+        description="By date taken, undated last, then by id; relevance is refused (there is no query).",
+    )
+
+    def filters(self) -> SearchFilters:
+        return SearchFilters.of(
+            collections=self.collections,
+            tags=self.tags,
+            taken_after=day_bound(self.taken_after, end=False),
+            taken_before=day_bound(self.taken_before, end=True),
+            folders=self.folders,
+            cameras=self.cameras,
+            sort=self.sort,
+        )
 
 
 class TextSearch(SearchFilterFields):
@@ -186,6 +222,13 @@ class SearchResponse(BaseModel):
     k: int
     offset: int
     hits: list[PhotoHitPublic]
+
+
+class PhotoListResponse(BaseModel):
+    k: int
+    offset: int
+    total: int = Field(description="How many photos the filters allow in all, over every page.")
+    photos: list[PhotoPublic]
 
 
 class CaptionHitPublic(BaseModel):

@@ -118,3 +118,6 @@ def document_limits(app: FastAPI, api: ApiSettings) -> None:
             _apply_limits(schema, limits)
     for operation in (op for path in document["paths"].values() for op in path.values()):
         _apply_limits(operation.get("requestBody", {}), limits)
+        for parameter in operation.get("parameters", []):  # query parameters (GET /v1/photos)
+            if parameter.get("in") == "query" and parameter.get("name") in limits:
+                _constrain(parameter["schema"], limits[parameter["name"]])

@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.services.filters import NO_FILTERS, Page, SearchFilters, page_of
 from app.services.index_cache import IndexCache
 from app.services.limits import HeavyWorkGate
+from app.services.listing import PhotoLister
 from app.services.query_vectors import ImageQuery, QueryVectors
 from app.services.ranking import BankRanking, PhotoDecoding, PhotoHit, candidates_for, rerank
 from app.services.retrieval import PhotoCandidates
@@ -43,6 +44,7 @@ class SearchService:
         self.vectors = QueryVectors(settings, encoder, sessions, self.gate)
         self.candidates = PhotoCandidates(sessions, encoder, self.indexes)
         self.bank = BankRanking(sessions, encoder)
+        self.listing = PhotoLister(sessions, self.candidates)
 
     @property
     def model_key(self) -> str:

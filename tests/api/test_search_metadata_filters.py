@@ -8,12 +8,8 @@ from datetime import datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
-from app.main import create_app
 from models.encoder import Encoder
-from tests.builders.databases import reset_postgres
-from tests.builders.indexing import photo_ids_by_path, run_index
-from tests.builders.metadata_photos import Shot, write_library
+from tests.builders.metadata_photos import Shot, library_app
 
 QUERY = "a dog running on the grass"
 
@@ -23,21 +19,9 @@ def library(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
 ) -> Iterator[tuple[TestClient, dict[int, Shot]]]:
     """The app over the metadata library; photo id → what was written into that photo."""
-    base = tmp_path_factory.mktemp("metadata")
-    shots = write_library(base / "photos")
-    if request.param == "sqlite":
-        url = f"sqlite:///{base / 'photosearch.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        reset_postgres(url)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PHOTOSEARCH_AUTH__REQUIRED", "false")
-        settings = Settings(data_dir=base / "data", database_url=url, device="cpu")
-    run_index(settings, encoder, base / "photos")
-    ids = photo_ids_by_path(settings)
-    by_id = {ids[str(base / "photos" / s.folder / s.name)]: s for s in shots}
-    with TestClient(create_app(settings, encoder=encoder)) as client:
-        yield client, by_id
+    postgres = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    with library_app(request.param, tmp_path_factory.mktemp("metadata"), postgres, encoder) as app:
+        yield app
 
 
 def search(client: TestClient, **fields: object) -> list[int]:

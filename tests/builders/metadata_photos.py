@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.core.config import Settings
+from app.main import create_app
+from models.encoder import Encoder
+from tests.builders.databases import reset_postgres
+from tests.builders.indexing import photo_ids_by_path, run_index
 from tests.builders.photos import SHARED, shared_rows
 
 
@@ -47,3 +56,26 @@ def write_library(root: Path) -> list[Shot]:
         with Image.open(SHARED / rows[shot.name]["image"]) as image:
             image.save(root / shot.folder / shot.name, "JPEG", quality=92, exif=exif.tobytes())
     return library
+
+
+@contextmanager
+def library_app(
+    kind: str, base: Path, postgres_url: str | None, encoder: Encoder
+) -> Iterator[tuple[TestClient, dict[int, Shot]]]:
+    """The real app (auth off) over write_library() indexed on `kind` ("sqlite" or "postgresql");
+    photo id → what was written into that photo."""
+    shots = write_library(base / "photos")
+    if kind == "sqlite":
+        url = f"sqlite:///{base / 'photosearch.db'}"
+    else:
+        assert postgres_url is not None
+        url = postgres_url
+        reset_postgres(url)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PHOTOSEARCH_AUTH__REQUIRED", "false")
+        settings = Settings(data_dir=base / "data", database_url=url, device="cpu")
+    run_index(settings, encoder, base / "photos")
+    ids = photo_ids_by_path(settings)
+    by_id = {ids[str(base / "photos" / s.folder / s.name)]: s for s in shots}
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        yield client, by_id

@@ -5,13 +5,13 @@ from __future__ import annotations
 import mimetypes
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AccessDep, PhotosDep
+from app.api.deps import AccessDep, PhotosDep, SearchDep
 from app.api.errors import error_responses
-from app.schemas import PhotoPublic
+from app.schemas import PhotoListQuery, PhotoListResponse, PhotoPublic
 from app.services.filters import MAX_PHOTO_ID
 
 router = APIRouter(prefix="/v1/photos", tags=["photos"])
@@ -24,6 +24,18 @@ FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 THUMBNAIL_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/jpeg": BINARY}, "description": "A JPEG thumbnail."}
 }
+
+
+@router.get("", response_model=PhotoListResponse, responses=error_responses(404, 422))
+def list_photos(
+    query: Annotated[PhotoListQuery, Query()], search: SearchDep, access: AccessDep
+) -> PhotoListResponse:
+    """Indexed photos under the search filters (repeat a list parameter for several values), newest or
+    oldest first by date taken; only the collections the API key sees."""
+    page = search.page(query.k, query.offset)
+    listing = search.listing.list(page, access.limit(query.filters()))
+    photos = [PhotoPublic.from_row(photo, access) for photo in listing.photos]
+    return PhotoListResponse(k=page.k, offset=page.offset, total=listing.total, photos=photos)
 
 
 @router.get("/{photo_id}", response_model=PhotoPublic, responses=error_responses(404, 422))
