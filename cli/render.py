@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.services.access import OPEN_SCOPE
+from app.services.filters import Page
 from app.services.search import PhotoHit
 from indexer.pipeline import IndexReport
 
@@ -59,3 +62,12 @@ def print_index_report(console: Console, report: IndexReport) -> None:
         console.print(f"[yellow]skipped[/yellow] {path}: {reason}")
     if len(report.skipped) > 20:
         console.print(f"… and {len(report.skipped) - 20} more skipped (see the log above)")
+
+
+def print_hits_json(model: str, page: Page, hits: list[PhotoHit]) -> None:
+    """The hits as the API's SearchResponse, built by the API's own code, so one script reads either;
+    paths are absolute, as the API shows them to an admin (the terminal's user reads the database and
+    the folders directly)."""
+    from app.api.routes.search import search_response
+
+    typer.echo(search_response(model, page, hits, OPEN_SCOPE).model_dump_json(indent=2))
