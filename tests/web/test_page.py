@@ -126,7 +126,7 @@ def test_text_search_fills_the_grid_with_scored_thumbnails_and_a_filter_narrows_
         "#filter-min-score", "el => { el.value = '1'; el.dispatchEvent(new Event('input')); }"
     )
     wait_for_cards(page, 0)
-    assert "No photos match" in page.inner_text("#message")
+    page.wait_for_function("document.getElementById('message').textContent.includes('No photos match')")
 
 
 def test_dropped_image_and_more_like_this_search_by_example(page: Any, site: tuple[str, Path]) -> None:
