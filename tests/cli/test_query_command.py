@@ -191,3 +191,10 @@ def assert_one_line_error(result: Result, words: str) -> None:
 )
 def test_bad_values_are_one_line_errors(cli_env: str, args: list[str], words: str) -> None:
     assert_one_line_error(runner.invoke(app, ["query", *args]), words)
+
+
+def test_a_camera_nobody_has_or_an_offset_past_the_end_is_an_empty_page(library: Library) -> None:
+    assert hit_ids(QUERY, "--camera", "Nikon D850") == []
+    assert hit_ids(QUERY, "-k", "5", "--offset", "12") == []
+    table = runner.invoke(app, ["query", QUERY, "--folder", "no/such/folder"])
+    assert table.exit_code == 0 and table.stderr == "", table.output
