@@ -3,28 +3,66 @@
 from __future__ import annotations
 
 import typer
+from rich.color import Color
 from rich.console import Console
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 from app.services.access import OPEN_SCOPE
 from app.services.filters import Page
 from app.services.search import PhotoHit
 from indexer.pipeline import IndexReport
 
+THUMBNAIL_COLUMNS = 16  # characters wide; rows follow the photo's shape (2 pixels a character)
 
-def print_hits(console: Console, query: str, hits: list[PhotoHit]) -> None:
+
+def print_hits(console: Console, query: str, hits: list[PhotoHit], thumbnails: bool = False) -> None:
     """One row a hit, best first; `rank` is what the hits are ordered by when that is not the cosine
     `score` (query-bank normalisation, or a re-ranker's relevance)."""
-    table = Table(title=f"“{query}”", show_lines=False)
+    table = Table(title=f"“{query}”", show_lines=thumbnails)
     ranked = any(h.rank_score is not None or h.rerank_score is not None for h in hits)
-    for column in ("#", "score", *(["rank"] if ranked else []), "id", "path", "caption"):
-        table.add_column(column, overflow="fold")
+    columns = ["#", *(["photo"] if thumbnails else []), "score", *(["rank"] if ranked else [])]
+    for column in (*columns, "id", "path", "caption"):
+        table.add_column(column, overflow="fold", no_wrap=column == "photo")
     for position, hit in enumerate(hits, start=1):
         caption = hit.photo.captions[0].text if hit.photo.captions else ""
         order = hit.rerank_score if hit.rerank_score is not None else hit.rank_score
         rank = [f"{order:.3f}" if order is not None else ""] if ranked else []
-        table.add_row(str(position), f"{hit.score:.3f}", *rank, str(hit.photo.id), hit.photo.path, caption)
+        picture = [half_block_thumbnail(hit.photo.path)] if thumbnails else []
+        table.add_row(
+            str(position), *picture, f"{hit.score:.3f}", *rank, str(hit.photo.id), hit.photo.path, caption
+        )
     console.print(table)
+
+
+def half_block_thumbnail(path: str, columns: int = THUMBNAIL_COLUMNS) -> Text:
+    """A photo in coloured text: each "▀" is two pixels, the upper one its colour and the lower one its
+    background, which any true-colour terminal shows without an image protocol; empty when the file
+    cannot be read now (moved or deleted since it was indexed)."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (columns * 8, columns * 8))  # a JPEG decodes at a fraction of its size
+            small = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return Text("")
+    small.thumbnail((columns, columns * 2))
+    width, height = small.size
+    rgb = small.tobytes()  # 3 bytes a pixel, row after row
+
+    def colour(x: int, y: int) -> Color:
+        at = 3 * (y * width + x)
+        return Color.from_rgb(rgb[at], rgb[at + 1], rgb[at + 2])
+
+    text = Text()
+    for y in range(0, height - 1, 2):
+        for x in range(width):
+            text.append("▀", Style(color=colour(x, y), bgcolor=colour(x, y + 1)))
+        text.append("\n")
+    text.rstrip()
+    return text
 
 
 def print_index_report(console: Console, report: IndexReport) -> None:

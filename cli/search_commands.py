@@ -39,6 +39,9 @@ def query(
     min_score: Annotated[float | None, typer.Option(help="Drop hits below this cosine score.")] = None,
     sort: Annotated[str, typer.Option(help="relevance, newest or oldest (by date taken).")] = "relevance",
     json_output: Annotated[bool, typer.Option("--json", help="Print the hits as the API's JSON.")] = False,
+    thumbnails: Annotated[
+        bool, typer.Option(help="Show each photo in the table (coloured text, true-colour terminals).")
+    ] = False,
     model: Annotated[str | None, typer.Option(help="Model name or checkpoint path.")] = None,
 ) -> None:
     """Search from the terminal, through the same service code as the API: by TEXT, or by an example
@@ -70,7 +73,7 @@ def query(
     if json_output:
         print_hits_json(service.model_key, page, hits)
     else:
-        print_hits(console, str(image) if image is not None else text or "", hits)
+        print_hits(console, str(image) if image is not None else text or "", hits, thumbnails)
 
 
 # The API's field names as this command's options, for naming a bad value.

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from PIL import Image
+from rich.color import Color
+from rich.style import Style
 from typer.testing import CliRunner
 
 from app.core.config import Settings, get_settings
 from app.schemas import SearchResponse
 from cli.main import app
+from cli.render import THUMBNAIL_COLUMNS, half_block_thumbnail
 from indexer.labels import LabelOptions
 from models.encoder import Encoder
 from tests.builders.databases import reset_postgres
@@ -198,3 +202,24 @@ def test_a_camera_nobody_has_or_an_offset_past_the_end_is_an_empty_page(library:
     assert hit_ids(QUERY, "-k", "5", "--offset", "12") == []
     table = runner.invoke(app, ["query", QUERY, "--folder", "no/such/folder"])
     assert table.exit_code == 0 and table.stderr == "", table.output
+
+
+def test_thumbnails_show_each_hit_as_coloured_blocks(library: Library) -> None:
+    result = runner.invoke(app, ["query", QUERY, "-k", "3", "--thumbnails"])
+    assert result.exit_code == 0, result.output
+    block_lines = [line for line in result.stdout.splitlines() if "▀" * THUMBNAIL_COLUMNS in line]
+    assert len(block_lines) >= 3 * 4  # 3 photos, each at least 4 rows of one full-width block run
+
+
+def test_half_block_thumbnail_puts_upper_pixels_in_front_and_lower_ones_behind(tmp_path: Path) -> None:
+    image = Image.new("RGB", (64, 64), (200, 10, 10))
+    image.paste((10, 20, 220), (0, 32, 64, 64))  # upper half red, lower half blue
+    image.save(tmp_path / "halves.png")
+    text = half_block_thumbnail(str(tmp_path / "halves.png"), columns=8)
+    lines = text.plain.split("\n")
+    assert lines == ["▀" * 8] * 4  # 8 × 8 pixels, 2 a character: square on a terminal's tall cells
+    first, last = text.spans[0].style, text.spans[-1].style
+    assert isinstance(first, Style) and isinstance(last, Style)
+    assert first.color == first.bgcolor == Color.from_rgb(200, 10, 10)
+    assert last.color == last.bgcolor == Color.from_rgb(10, 20, 220)
+    assert half_block_thumbnail(str(tmp_path / "moved-away.jpg")).plain == ""
