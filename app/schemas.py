@@ -126,8 +126,22 @@ class PhotoListQuery(BaseModel):
         )
 
 
+QUERY_HELP = (
+    "What the photo shows, in words. Terms may be added and subtracted (' + ' and ' - ' with spaces "
+    "around them) and weighted ('2:beach'): 'golden retriever + beach - snow'. May be empty when "
+    "photo ids are given."
+)
+PHOTO_IDS_HELP = "Indexed photos whose vectors are {} the query (at most 100)."
+
+
 class TextSearch(SearchFilterFields):
-    query: str = Field(description="What the photo shows, in words.", examples=["a dog running on the beach"])
+    query: str = Field(description=QUERY_HELP, examples=["a dog running on the beach"])
+    positive_photo_ids: list[PhotoId] = Field(
+        default=[], max_length=100, description=PHOTO_IDS_HELP.format("added to")
+    )
+    negative_photo_ids: list[PhotoId] = Field(
+        default=[], max_length=100, description=PHOTO_IDS_HELP.format("subtracted from")
+    )
 
 
 class PhotoIdQuery(SearchFilterFields):

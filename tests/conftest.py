@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.core.config import AuthSettings, Settings
 from models.encoder import Encoder
 from tests.builders.databases import reset_postgres
+from tests.builders.metadata_photos import Shot, library_app
 from tests.builders.photos import captioned_subset, copy_shared_photos
 from tests.builders.tiny_models import RERANK, tiny_config, tiny_options
 
@@ -120,3 +122,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def metadata_library(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
+) -> Iterator[tuple[TestClient, dict[int, Shot]]]:
+    """The app over the metadata library (tests/builders/metadata_photos.py), one per test module and
+    database; photo id → what was written into that photo."""
+    postgres = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    with library_app(request.param, tmp_path_factory.mktemp("library"), postgres, encoder) as app:
+        yield app

@@ -5,6 +5,7 @@ retrieval under filters (retrieval.py), ordering by query bank and re-ranker (ra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -15,6 +16,8 @@ from app.services.filters import NO_FILTERS, Page, SearchFilters, page_of
 from app.services.index_cache import IndexCache
 from app.services.limits import HeavyWorkGate
 from app.services.listing import PhotoLister
+from app.services.query_mix import mixed_vector
+from app.services.query_terms import is_plain, query_terms
 from app.services.query_vectors import ImageQuery, QueryVectors
 from app.services.ranking import BankRanking, PhotoDecoding, PhotoHit, candidates_for, rerank
 from app.services.retrieval import PhotoCandidates
@@ -54,13 +57,21 @@ class SearchService:
         return page_of(self.settings.api, k, offset)
 
     def search_text(
-        self, query: str, *, k: int | None = None, offset: int = 0, filters: SearchFilters = NO_FILTERS
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        offset: int = 0,
+        filters: SearchFilters = NO_FILTERS,
+        photo_ids: tuple[Sequence[int], Sequence[int]] = ((), ()),
     ) -> list[PhotoHit]:
-        """Photos that best match a description, ordered by the model's re-ranker when it has one."""
+        """Photos that best match a description, ordered by the model's re-ranker when it has one.
+        The query may add and subtract weighted terms ("dog + 2:beach - snow") and indexed photos
+        (photo_ids: positive, negative); a plain query is embedded as it is."""
         page = self.page(k, offset)
-        vector = self.vectors.text_vector(query)
+        vector, plain = self.query_vector(query, photo_ids, filters.within)
         reranker = self.encoder.reranker
-        if reranker is None or filters.sort != "relevance":
+        if reranker is None or filters.sort != "relevance" or not plain:
             return self.photos_near(vector, page, filters, normalise=True)
         wide = Page(max(reranker.top_n, page.k + page.offset))
         hits = self.photos_near(vector, wide, filters, normalise=True)
@@ -69,6 +80,17 @@ class SearchService:
         )
         ranked = rerank(reranker, self.vectors.checked_text(query), hits, self.gate, decoding)
         return ranked[page.offset : page.offset + page.k]
+
+    def query_vector(
+        self, query: str, photo_ids: tuple[Sequence[int], Sequence[int]], within: frozenset[int] | None
+    ) -> tuple[np.ndarray, bool]:
+        """(unit vector, whether the query was plain text: one term, no weight, no photos)."""
+        if query.strip():
+            self.vectors.checked_text(query)  # the whole query's checks (length, NUL) as before
+        terms = query_terms(query) if query.strip() else []
+        if not any(photo_ids) and (not terms or is_plain(terms, query)):  # empty: text_vector's own message
+            return self.vectors.text_vector(query), True
+        return mixed_vector(self.vectors, terms, photo_ids, within), False
 
     def search_image(
         self, query: ImageQuery, *, k: int | None = None, offset: int = 0, filters: SearchFilters = NO_FILTERS

@@ -3,29 +3,17 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
 from models.encoder import Encoder
 from tests.builders.access import bearer, two_collections
-from tests.builders.metadata_photos import Shot, library_app
+from tests.builders.metadata_photos import Shot
 
 Params = list[tuple[str, str | int]]
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def library(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
-) -> Iterator[tuple[TestClient, dict[int, Shot]]]:
-    """The app over the metadata library; photo id → what was written into that photo."""
-    postgres = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
-    with library_app(request.param, tmp_path_factory.mktemp("listing"), postgres, encoder) as app:
-        yield app
 
 
 def listed(client: TestClient, params: Params) -> tuple[int, list[int]]:
@@ -42,16 +30,16 @@ def by_date(shots: dict[int, Shot], newest: bool) -> list[int]:
     return dated + sorted(pid for pid, s in shots.items() if s.taken is None)
 
 
-def test_every_photo_is_listed_newest_first_by_default_and_undated_last(library) -> None:
-    client, shots = library
+def test_every_photo_is_listed_newest_first_by_default_and_undated_last(metadata_library) -> None:
+    client, shots = metadata_library
     total, ids = listed(client, [("k", 50)])
     assert total == 12
     assert ids == by_date(shots, newest=True)
     assert listed(client, [("k", 50), ("sort", "oldest")])[1] == by_date(shots, newest=False)
 
 
-def test_pages_follow_on_from_each_other_without_repeats_or_gaps(library) -> None:
-    client, shots = library
+def test_pages_follow_on_from_each_other_without_repeats_or_gaps(metadata_library) -> None:
+    client, shots = metadata_library
     for sort in ("newest", "oldest"):
         pages = [listed(client, [("k", 5), ("offset", o), ("sort", sort)]) for o in (0, 5, 10)]
         assert [total for total, _ in pages] == [12, 12, 12]
@@ -59,8 +47,8 @@ def test_pages_follow_on_from_each_other_without_repeats_or_gaps(library) -> Non
         assert [pid for _, ids in pages for pid in ids] == by_date(shots, newest=sort == "newest")
 
 
-def test_filters_are_query_parameters_and_lists_are_repeated(library) -> None:
-    client, shots = library
+def test_filters_are_query_parameters_and_lists_are_repeated(metadata_library) -> None:
+    client, shots = metadata_library
     cameras = {("Acme", "Shooter 3000"), ("Bolt", "Zoom X")}
     total, ids = listed(client, [("cameras", "acme"), ("cameras", "bolt zoom x"), ("k", 50)])
     assert total == 5 and set(ids) == {pid for pid, s in shots.items() if s.camera in cameras}
@@ -76,8 +64,8 @@ def test_filters_are_query_parameters_and_lists_are_repeated(library) -> None:
     assert listed(client, [("cameras", "Nobody Makes This")]) == (0, [])
 
 
-def test_bad_listings_are_refused_with_a_reason(library) -> None:
-    client, _ = library
+def test_bad_listings_are_refused_with_a_reason(metadata_library) -> None:
+    client, _ = metadata_library
     relevance = client.get("/v1/photos", params={"sort": "relevance"})
     assert relevance.status_code == 422 and "newest" in relevance.text
     assert client.get("/v1/photos", params={"k": 100_000}).status_code == 422

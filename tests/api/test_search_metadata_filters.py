@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
-from models.encoder import Encoder
-from tests.builders.metadata_photos import Shot, library_app
+from tests.builders.metadata_photos import Shot
 
 QUERY = "a dog running on the grass"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture
 def library(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
-) -> Iterator[tuple[TestClient, dict[int, Shot]]]:
-    """The app over the metadata library; photo id → what was written into that photo."""
-    postgres = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
-    with library_app(request.param, tmp_path_factory.mktemp("metadata"), postgres, encoder) as app:
-        yield app
+    metadata_library: tuple[TestClient, dict[int, Shot]],
+) -> tuple[TestClient, dict[int, Shot]]:
+    return metadata_library
 
 
 def search(client: TestClient, **fields: object) -> list[int]:

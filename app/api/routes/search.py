@@ -49,7 +49,8 @@ def search_text(body: TextSearch, search: SearchDep, access: AccessDep) -> Searc
     """Photos that best match a description."""
     page = search.page(body.k, body.offset)
     filters = access.limit(body.filters())
-    hits = search.search_text(body.query, k=page.k, offset=page.offset, filters=filters)
+    photo_ids = (body.positive_photo_ids, body.negative_photo_ids)
+    hits = search.search_text(body.query, k=page.k, offset=page.offset, filters=filters, photo_ids=photo_ids)
     return search_response(search.model_key, page, hits, access)
 
 
