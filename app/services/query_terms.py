@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from models.errors import InvalidInputError
 
 OPERATOR = re.compile(r"\s([+-])(?=\s)")
-# A prefix before ':' is a weight when it holds a digit ("2:", "0.5:"); "note: red" stays text.
-WEIGHT = re.compile(r"^([^\s:]*\d[^\s:]*):(.*)$", re.DOTALL)
+# A prefix before ':' is a weight when it holds a digit ("2:", "0.5:"); "note: red" stays text, and so
+# does a time of day ("10:30 meeting": a digit right after the colon).
+WEIGHT = re.compile(r"^([^\s:]*\d[^\s:]*):(?!\d)(.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)

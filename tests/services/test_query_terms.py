@@ -25,6 +25,7 @@ def test_weights_are_numbers_before_a_colon() -> None:
         QueryTerm("snow", -0.5),
     ]
     assert query_terms("note: red door") == [QueryTerm("note: red door", 1.0)]  # no digit: text
+    assert query_terms("10:30 meeting") == [QueryTerm("10:30 meeting", 1.0)]  # a time of day: text
 
 
 def test_a_leading_operator_signs_the_first_term_and_a_trailing_one_is_dropped() -> None:
