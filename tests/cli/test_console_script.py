@@ -149,7 +149,7 @@ def test_read_only_data_folder_is_named_with_its_setting(tmp_path: Path) -> None
 
 
 def test_usage_errors_stay_typers(tmp_path: Path) -> None:
-    result = run_photosearch(["query"], script_env(tmp_path / "data"))
+    result = run_photosearch(["index"], script_env(tmp_path / "data"))
     assert result.returncode == 2 and "Missing argument" in result.stderr and "Traceback" not in result.stderr
 
 
