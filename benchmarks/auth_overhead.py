@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from index_and_query import REPO, SHARED, index, machine, percentile
+from index_and_query import REPO, SHARED, index, machine, percentile, start_server, wait_ready
 
 sys.path.insert(0, str(REPO))
 
@@ -38,31 +35,6 @@ def copy_photos(base: Path, limit: int) -> tuple[Path, list[str]]:
             shutil.copy(SHARED / row["image"], folder / Path(row["image"]).name)
             queries.append(row["captions"][0].removesuffix(" ."))
     return folder, queries
-
-
-def start_server(base: Path, auth: bool) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "PHOTOSEARCH_DATA_DIR": str(base / "data"),
-        "PHOTOSEARCH_AUTH__REQUIRED": str(auth).lower(),
-    }
-    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)]
-    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=REPO, env=env)
-    return server, f"http://127.0.0.1:{port}"
-
-
-def wait_ready(client: httpx.Client) -> None:
-    for _ in range(600):
-        try:
-            if client.get("/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{client.base_url} never became ready")
 
 
 def query_both(clients: dict[str, httpx.Client], queries: list[str], count: int) -> dict[str, list[float]]:
@@ -113,7 +85,10 @@ def main() -> None:
 
         sessions = session_factory(make_engine(Settings(data_dir=base / "data").db_url))
         token = KeyService(sessions).create("bench")
-        servers = {"auth on": start_server(base, True), "auth off": start_server(base, False)}
+        servers = {
+            "auth on": start_server(base / "data", auth=True),
+            "auth off": start_server(base / "data", auth=False),
+        }
         headers = {"auth on": {"Authorization": f"Bearer {token}"}, "auth off": {}}
         try:
             clients = {

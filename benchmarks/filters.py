@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from index_and_query import REPO, machine, percentile
+from index_and_query import REPO, machine, percentile, start_server, wait_ready
 
 sys.path.insert(0, str(REPO))
 
@@ -202,28 +199,6 @@ def synthesize(base: Path, n: int, seed: int = 0) -> dict[str, int]:
     return {name: int((collection_of == name).sum()) for name in collection_ids}
 
 
-def start_server(base: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PHOTOSEARCH_DATA_DIR": str(base / "data"), "PHOTOSEARCH_AUTH__REQUIRED": "false"}
-    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # the app logs every request
-    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=REPO, env=env, **quiet)
-    return server, f"http://127.0.0.1:{port}"
-
-
-def wait_ready(client: httpx.Client) -> None:
-    for _ in range(1200):
-        try:
-            if client.get("/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{client.base_url} never became ready")
-
-
 def matching(client: httpx.Client, body: dict[str, object]) -> int:
     """Photos the filters allow, as GET /v1/photos counts them."""
     params = {key: value for key, value in body.items() if key != "sort"}
@@ -258,7 +233,7 @@ def run_size(n: int, count: int) -> None:
         started = time.perf_counter()
         sizes = synthesize(base, n)
         built = time.perf_counter() - started
-        server, url = start_server(base)
+        server, url = start_server(base / "data", quiet=True)
         try:
             with httpx.Client(base_url=url, timeout=120) as client:
                 wait_ready(client)

@@ -88,36 +88,42 @@ def index(base: Path, folder: Path, workers: int) -> dict[str, float]:
     return {"photos": report.embedded, "seconds": seconds, "photos_per_s": report.embedded / seconds}
 
 
-def serve_and_query(base: Path, queries: list[str], count: int) -> dict[str, float]:
+def start_server(
+    data_dir: Path, *, auth: bool = False, quiet: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The real app under uvicorn in its own process, on a free loopback port → (process, base URL).
+    quiet: drop its output (the app logs a line a request)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PHOTOSEARCH_DATA_DIR": str(base / "data"), "PHOTOSEARCH_AUTH__REQUIRED": "false"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-    )
+    env = {
+        **os.environ,
+        "PHOTOSEARCH_DATA_DIR": str(data_dir),
+        "PHOTOSEARCH_AUTH__REQUIRED": str(auth).lower(),
+    }
+    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)]
+    output = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if quiet else {}
+    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=REPO, env=env, **output)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(client: httpx.Client, tries: int = 1200) -> None:
+    """Until /ready answers 200, polling every half second."""
+    for _ in range(tries):
+        try:
+            if client.get("/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{client.base_url} never became ready")
+
+
+def serve_and_query(base: Path, queries: list[str], count: int) -> dict[str, float]:
+    server, url = start_server(base / "data")
     try:
-        url = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=url, timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.5)
+            wait_ready(client)
             for query in queries[:10]:  # warm-up
                 client.post("/v1/search/text", json={"query": query, "k": 20})
             latencies = []
