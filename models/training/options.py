@@ -10,20 +10,25 @@ from typing import Any
 import torch
 
 from models.checkpoint import save_checkpoint
-from models.joint.config import JointConfig
+from models.joint.config import JointConfig, TrainConfig
 from models.training.calibrate import calibrate_after_training
 from models.training.epochs import EpochLog
 from models.training.evaluate import RetrievalReport
 
 
+def _config_default(name: str) -> Any:
+    """A training default as the model config's "train" section defines it: one source for both."""
+    return TrainConfig.model_fields[name].default
+
+
 @dataclass
 class TrainOptions:
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 2.0
-    patience: int = 6
+    epochs: int = _config_default("epochs")
+    batch_size: int = _config_default("batch_size")
+    lr: float = _config_default("lr")
+    weight_decay: float = _config_default("weight_decay")
+    warmup_epochs: float = _config_default("warmup_epochs")
+    patience: int = _config_default("patience")
     seed: int = 0
     loss: str = "infonce"
     margin: float = 0.2
