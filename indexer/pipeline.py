@@ -27,6 +27,7 @@ from indexer.publish import KINDS, index_folder_for, publish, sweep_leftovers
 from indexer.reconcile import ReconcileStats, reconcile
 from indexer.scan import ScanResult, ScanRules, scan_folder
 from models.encoder import Encoder
+from models.loading import default_workers
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def _embed_pending_photos(target: _Target, report: IndexReport, show_progress: b
     cfg = target.settings
     plan = PhotoBatchPlan(
         batch_size=cfg.batch_size or target.encoder.suggested_batch_size(),
-        workers=cfg.workers,
+        workers=default_workers() if cfg.workers is None else cfg.workers,
         max_image_pixels=cfg.max_image_pixels,
         show_progress=show_progress,
     )

@@ -47,7 +47,7 @@ class ImageDecodeError(InvalidInputError):
 @dataclass(frozen=True)
 class DecodedPhoto:
     image: Image.Image  # RGB, upright
-    width: int  # after EXIF rotation
+    width: int  # the full-size photo's, after EXIF rotation (also when decoded at reduced scale)
     height: int
     taken_at: datetime | None
     camera_make: str | None
@@ -60,7 +60,7 @@ def decode_photo(
 ) -> DecodedPhoto:
     """Open a file path or raw bytes as an upright RGB photo, or raise ImageDecodeError.
     min_side: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, far less memory
-    and time) while both sides stay at least this long; width and height are then the reduced ones."""
+    and time) while both sides stay at least this long; width and height stay the file's own (upright)."""
     stream = _open_source(source)
     try:
         with warnings.catch_warnings():
@@ -107,8 +107,11 @@ def _decode_opened(opened: Image.Image, max_pixels: int, min_side: int | None) -
     taken_at, make, model = _exif_fields(opened)
     fmt = opened.format
     opened.load()
+    decoded_size = opened.size  # reduced when drafted
     rgb = to_rgb(ImageOps.exif_transpose(opened))
-    return DecodedPhoto(rgb, rgb.width, rgb.height, taken_at, make, model, fmt)
+    turned = rgb.size != decoded_size  # EXIF said to rotate by 90 degrees
+    full_width, full_height = (height, width) if turned else (width, height)
+    return DecodedPhoto(rgb, full_width, full_height, taken_at, make, model, fmt)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

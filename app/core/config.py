@@ -33,7 +33,7 @@ class IndexerSettings(BaseModel):
     """The one place the indexer's defaults are defined (indexer/pipeline.py reads them)."""
 
     batch_size: int | None = None  # None: the model chooses (32 on CPU, more on a GPU)
-    workers: int = 1
+    workers: int | None = None  # decoding processes; None: one per core, 0: decode in the indexing process
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     flat_max_vectors: int = 50_000  # above: HNSW
     hnsw_max_vectors: int = 1_000_000  # above: IVF-PQ with exact re-ranking
