@@ -1,4 +1,10 @@
-"""The served FAISS indexes: loaded once, swapped when the indexer records a newer build."""
+"""The served indexes: loaded once, swapped when the indexer records a newer build.
+
+A build is a base FAISS file plus delta segments (app/storage/layered_index.py). Files are cached by
+path: a build that adds a delta to the same base loads only the new delta, never the base again.
+IVF-PQ bases (the large ones) are memory-mapped, so they live in the page cache rather than in the
+server's own memory; `mmap=True` maps every base.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,19 @@ import faiss
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.storage.layered_index import Delta, LayeredIndex, read_delta
 from app.storage.repository import latest_index_builds
-from app.storage.vector_index import read_index, search
+from app.storage.tables import IndexBuild
+from app.storage.vector_index import read_index
+
+MAPPED_TYPES = frozenset({"ivfpq"})
 
 
 @dataclass
 class LoadedIndex:
     build_id: int
     collection_id: int
-    index: faiss.Index
+    index: LayeredIndex
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,8 @@ class IndexCache:
         self._model_key = model_key
         self._mmap = mmap
         self._loaded: dict[tuple[str, int], LoadedIndex] = {}  # (kind, collection_id)
+        self._bases: dict[str, faiss.Index] = {}  # path → base in use
+        self._deltas: dict[str, Delta] = {}  # path → segment in use
         self._lock = threading.Lock()
 
     def current(self, kind: str, collection_ids: list[int] | None = None) -> list[LoadedIndex]:
@@ -48,12 +60,30 @@ class IndexCache:
                 key = (kind, build.collection_id)
                 loaded = self._loaded.get(key)
                 if loaded is None or loaded.build_id != build.id:
-                    loaded = LoadedIndex(
-                        build.id, build.collection_id, read_index(Path(build.path), self._mmap)
-                    )
+                    loaded = LoadedIndex(build.id, build.collection_id, self._load(build))
                     self._loaded[key] = loaded
+                    self._forget_unused()
                 result.append(loaded)
         return result
+
+    def _load(self, build: IndexBuild) -> LayeredIndex:
+        base = self._bases.get(build.path)
+        if base is None:
+            mapped = self._mmap or build.index_type in MAPPED_TYPES
+            base = self._bases[build.path] = read_index(Path(build.path), mapped)
+        deltas = []
+        for segment in build.segments:
+            if segment.path not in self._deltas:
+                self._deltas[segment.path] = read_delta(Path(segment.path))
+            deltas.append(self._deltas[segment.path])
+        return LayeredIndex(base, deltas, build.dim)
+
+    def _forget_unused(self) -> None:
+        """Drop files no loaded build uses any more (a merge replaced them)."""
+        bases = {id(loaded.index.base) for loaded in self._loaded.values()}
+        self._bases = {path: index for path, index in self._bases.items() if id(index) in bases}
+        deltas = {id(delta) for loaded in self._loaded.values() for delta in loaded.index.deltas}
+        self._deltas = {path: delta for path, delta in self._deltas.items() if id(delta) in deltas}
 
     def search(
         self, kind: str, query: np.ndarray, k: int, collection_ids: list[int] | None = None
@@ -61,7 +91,7 @@ class IndexCache:
         """query (dim,) → the best k hits over every matching collection, best first."""
         hits: list[RawHit] = []
         for loaded in self.current(kind, collection_ids):
-            scores, ids = search(loaded.index, query[None, :], k)
+            scores, ids = loaded.index.search(query[None, :], k)
             hits.extend(
                 RawHit(int(i), float(s), loaded.collection_id)
                 for s, i in zip(scores[0], ids[0], strict=True)

@@ -122,7 +122,10 @@ class CaptionEmbedding(Base):
 
 
 class IndexBuild(Base):
-    """A FAISS file written for (collection, model, kind); the newest one is served."""
+    """What is served for (collection, model, kind); the newest build is. `path` is the base FAISS file;
+    `segments` are the delta files on top of it, oldest first (indexer/publish.py). `watermark` is the
+    newest vector_changes row the build covers (NULL: built before changes were logged; the next run
+    builds afresh)."""
 
     __tablename__ = "index_builds"
     __table_args__ = (Index("ix_index_builds_lookup", "collection_id", "model_key", "kind"),)
@@ -134,8 +137,48 @@ class IndexBuild(Base):
     path: Mapped[str] = mapped_column(Text)
     vectors: Mapped[int] = mapped_column(Integer)
     dim: Mapped[int] = mapped_column(Integer)
-    signature: Mapped[str] = mapped_column(String(64))  # sha256 of ids + vectors it was built from
+    signature: Mapped[str] = mapped_column(String(64))  # sha256 of the base's ids + vectors
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    watermark: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    base_vectors: Mapped[int | None] = mapped_column(Integer, nullable=True)  # vectors in the base file
+
+    segments: Mapped[list[IndexSegment]] = relationship(
+        order_by="IndexSegment.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+    )
+
+
+class IndexSegment(Base):
+    """A delta file of a build: vectors added or changed since its base, and ids removed since. Later
+    segments win over earlier ones and over the base. Builds that follow one another share files."""
+
+    __tablename__ = "index_segments"
+    __table_args__ = (Index("ix_index_segments_build_id", "build_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    build_id: Mapped[int] = mapped_column(ForeignKey("index_builds.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    added: Mapped[int] = mapped_column(Integer)  # vectors in the file
+    removed: Mapped[int] = mapped_column(Integer)  # ids it removes
+
+
+class VectorChange(Base):
+    """One row per vector written, rewritten or deleted, appended by database triggers on
+    photo_embeddings and caption_embeddings (migration 0006), so every writer is covered. Ids only
+    grow (AUTOINCREMENT on SQLite, a sequence on PostgreSQL); a build records the newest it covers,
+    and rows every latest build covers are pruned."""
+
+    __tablename__ = "vector_changes"
+    __table_args__ = (
+        Index("ix_vector_changes_lookup", "model_key", "kind", "id"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # photos | captions
+    model_key: Mapped[str] = mapped_column(String(200))
+    item_id: Mapped[int] = mapped_column(BigInteger)  # photo id or caption id
 
 
 # --- zero-shot tags: indexer/labels.py writes, the tags search filter reads ---

@@ -65,13 +65,22 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, plan: IndexPlan) -> faiss.
 
 def write_index_atomic(index: faiss.Index, path: Path) -> None:
     """Serialize to a temp file beside the target, fsync, then rename over it."""
+    write_bytes_atomic(faiss.serialize_index(index).tobytes(), path)
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write to a temp file beside the target, fsync, then rename over it: readers see the old file
+    or the whole new one. A failed write (a full disk) removes its temp file and raises OSError."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    data = faiss.serialize_index(index)
-    with open(tmp, "wb") as handle:
-        handle.write(data.tobytes())
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -83,7 +92,8 @@ def write_index_atomic(index: faiss.Index, path: Path) -> None:
 def read_index(path: Path, mmap: bool = False) -> faiss.Index:
     if not path.is_file():
         raise IndexFileError(f"index file missing: {path}; run `photosearch index` to rebuild it")
-    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    # MMAP_IFC maps the codes and vectors of Flat, HNSW storage and IVF lists from the page cache
+    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
     try:
         index = faiss.read_index(str(path), flags)
     except RuntimeError as exc:

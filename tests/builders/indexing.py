@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import faiss
 from sqlalchemy import select
 
 from app.core.config import Settings
@@ -59,7 +58,7 @@ def served_ids(settings: Settings, encoder: Encoder, kind: str = "photos") -> se
     cache = IndexCache(session_factory(engine), encoder.key)
     ids = set()
     for loaded in cache.current(kind):
-        ids |= {int(i) for i in faiss.vector_to_array(loaded.index.id_map)}
+        ids |= {int(i) for i in loaded.index.ids()}
     engine.dispose()
     return ids
 

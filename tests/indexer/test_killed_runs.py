@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
 import torch
@@ -63,7 +62,7 @@ def _served(db_url: str, model_key: str) -> dict[int, np.ndarray]:
     engine = make_engine(db_url)
     served: dict[int, np.ndarray] = {}
     for loaded in IndexCache(session_factory(engine), model_key).current("photos"):
-        for photo_id in faiss.vector_to_array(loaded.index.id_map):
+        for photo_id in loaded.index.ids():
             served[int(photo_id)] = loaded.index.reconstruct(int(photo_id))
     engine.dispose()
     return served

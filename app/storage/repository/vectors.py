@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.storage.tables import (
@@ -117,3 +117,43 @@ def hub_offsets_for_ids(
         select(column, table.hub_offset).where(column.in_(list(ids)), table.model_key == model_key)
     ).all()
     return {int(r[0]): r[1] for r in rows}
+
+
+def served_vectors_for_ids(
+    session: Session, *, kind: str, collection_id: int, ids: Sequence[int], model_key: str, dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """→ (ids (n,), vectors (n, dim)) ascending, of those of `ids` the collection's index serves now:
+    the rows photo_vectors / caption_vectors read, for a few ids only (an incremental build)."""
+    found: list[tuple[int, bytes]] = []
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = list(ids[start : start + _IDS_PER_QUERY])
+        found.extend(session.execute(_served_rows(kind, collection_id, chunk, model_key)).tuples())
+    found.sort(key=lambda row: row[0])
+    return np.array([r[0] for r in found], dtype=np.int64), from_blobs([r[1] for r in found], dim)
+
+
+_IDS_PER_QUERY = 10_000  # under SQLite's limit on bound parameters
+
+
+def _served_rows(kind: str, collection_id: int, ids: list[int], model_key: str) -> Select[int, bytes]:
+    if kind == "photos":
+        return (
+            select(PhotoEmbedding.photo_id, PhotoEmbedding.vector)
+            .join(Photo, Photo.id == PhotoEmbedding.photo_id)
+            .where(
+                PhotoEmbedding.photo_id.in_(ids),
+                PhotoEmbedding.model_key == model_key,
+                Photo.collection_id == collection_id,
+                Photo.status == "ok",
+            )
+        )
+    return (
+        select(CaptionEmbedding.caption_id, CaptionEmbedding.vector)
+        .join(Caption, Caption.id == CaptionEmbedding.caption_id)
+        .join(Photo, Photo.id == Caption.photo_id)
+        .where(
+            CaptionEmbedding.caption_id.in_(ids),
+            CaptionEmbedding.model_key == model_key,
+            Photo.collection_id == collection_id,
+        )
+    )
