@@ -34,6 +34,7 @@ class PhotoBatchPlan:
     workers: int
     max_image_pixels: int
     show_progress: bool
+    reduced_decode: bool = True
 
 
 @dataclass
@@ -93,6 +94,7 @@ def embed_photos(
             batch_size=plan.batch_size,
             workers=plan.workers,
             max_pixels=plan.max_image_pixels,
+            draft=plan.reduced_decode,
         )
         for batch in batches:
             # embedded before the transaction opens: SQLite's write lock is held only to store

@@ -153,6 +153,7 @@ def _embed_pending_photos(target: _Target, report: IndexReport, show_progress: b
         workers=default_workers() if cfg.workers is None else cfg.workers,
         max_image_pixels=cfg.max_image_pixels,
         show_progress=show_progress,
+        reduced_decode=cfg.reduced_decode,
     )
     last_publish = time.monotonic()
 

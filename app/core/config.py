@@ -34,6 +34,7 @@ class IndexerSettings(BaseModel):
 
     batch_size: int | None = None  # None: the model chooses (32 on CPU, more on a GPU)
     workers: int | None = None  # decoding processes; None: one per core, 0: decode in the indexing process
+    reduced_decode: bool = True  # JPEGs decoded at 1/2-1/8 scale when still at least the model's input size
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     flat_max_vectors: int = 50_000  # above: HNSW
     hnsw_max_vectors: int = 1_000_000  # above: IVF-PQ with exact re-ranking
