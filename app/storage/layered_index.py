@@ -96,14 +96,15 @@ class LayeredIndex:
         return np.asarray(self.base.reconstruct(item_id))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """queries (q, d) → (scores (q, k'), ids (q, k')) best first, k' ≤ k; -1 ids pad short rows."""
+        """queries (q, d) → (scores (q, k'), ids (q, k')) best first, k' = min(k, vectors served)."""
         parts = [search(self.recent, queries, k)]
         if self.base is not None:
             parts.append(self._search_base(queries, k))
         scores = np.concatenate([p[0] for p in parts], axis=1)
         ids = np.concatenate([p[1] for p in parts], axis=1)
         scores = np.where(ids >= 0, scores, -np.inf)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        width = min(k, int((ids >= 0).sum(axis=1).max(initial=0)))  # no column of padding only
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :width]
         return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
 
     def _search_base(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
