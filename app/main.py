@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import install_error_handlers
 from app.api.openapi import document_limits
-from app.api.routes import captions, classify, health, photos, search, web
+from app.api.routes import captions, classify, collections, health, photos, search, web
 from app.core.access_log import AccessLog, configure_access_log
 from app.core.auth import RequireKey
 from app.core.body_limit import BodyLimit
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.state.settings = settings
     install_error_handlers(app)
     install_metrics(app)
-    for module in (search, captions, classify, photos, health, web):
+    for module in (search, captions, classify, photos, collections, health, web):
         app.include_router(module.router)
     api = settings.api
     # inside the access log, which then names the request's key (never its token)

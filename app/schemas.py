@@ -12,9 +12,10 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.services.access import OPEN_SCOPE, AccessScope, shown_path
+from app.services.captions import CaptionHit, CaptionSource
 from app.services.filters import MAX_PHOTO_ID, SearchFilters, SortOrder
 from app.services.listing import ListingOrder
-from app.storage.tables import Caption, Photo
+from app.storage.tables import Photo
 from models.zero_shot import DEFAULT_PROMPT
 
 TAGS_HELP = (  # zero-shot tags (indexer/labels.py)
@@ -257,13 +258,59 @@ class CaptionHitPublic(BaseModel):
     photo_id: int
 
     @classmethod
-    def from_row(cls, caption: Caption, score: float, rank_score: float | None = None) -> CaptionHitPublic:
+    def from_hit(cls, hit: CaptionHit) -> CaptionHitPublic:
+        assert hit.caption_id is not None and hit.photo_id is not None, "a collection caption"
         return cls(
-            score=score,
-            rank_score=rank_score,
-            caption_id=caption.id,
-            text=caption.text,
-            photo_id=caption.photo_id,
+            score=hit.score,
+            rank_score=hit.rank_score,
+            caption_id=hit.caption_id,
+            text=hit.text,
+            photo_id=hit.photo_id,
+        )
+
+
+SOURCES_HELP = (
+    "Where captions may come from: 'collection' (captions attached to the key's collections with "
+    "`photosearch index --captions`) and 'model' (the model's caption bank: the captions it was trained "
+    "on, visible to every key). Default: both."
+)
+
+
+class AnnotateByPhoto(PhotoIdQuery):
+    """`collections` narrows the collection captions to those collections (the model's are everyone's);
+    the other filter fields are accepted and have no effect on annotation."""
+
+    sources: list[CaptionSource] = Field(
+        default=["collection", "model"], min_length=1, max_length=2, description=SOURCES_HELP
+    )
+
+
+class AnnotationPublic(BaseModel):
+    score: float = Field(description="Cosine similarity to the photo, -1..1.")
+    rank_score: float | None = Field(
+        default=None,
+        description="For models with a query bank: the cosine minus the caption's hubness offset, by which "
+        "captions of both sources are ordered; null otherwise (ordered by score).",
+    )
+    source: CaptionSource = Field(
+        description="'collection': attached to a photo of the key's collections; 'model': from the model's "
+        "caption bank (its training captions)."
+    )
+    text: str
+    caption_id: int | None = Field(description="The collection caption's id; null for model captions.")
+    photo_id: int | None = Field(
+        description="The photo a collection caption belongs to; null for model captions."
+    )
+
+    @classmethod
+    def from_hit(cls, hit: CaptionHit) -> AnnotationPublic:
+        return cls(
+            score=hit.score,
+            rank_score=hit.rank_score,
+            source=hit.source,
+            text=hit.text,
+            caption_id=hit.caption_id,
+            photo_id=hit.photo_id,
         )
 
 
@@ -281,4 +328,23 @@ class CaptionSearch(BaseModel):  # caption→caption search
 class CaptionSearchResponse(BaseModel):
     model: str
     k: int
-    captions: list[CaptionHitPublic]
+    captions: list[AnnotationPublic] = Field(
+        description="Best first; an indexed photo's own captions (asked for by photo_id) come first."
+    )
+
+
+class CollectionPublic(BaseModel):
+    id: int
+    name: str
+    folders: list[str] = Field(
+        description="The folders indexed into it: absolute on the server for admin keys (and a loopback "
+        "server without auth), each folder's own name for other keys."
+    )
+    photos: int = Field(description="Photos indexed and searchable (status ok).")
+    last_indexed_at: datetime | None = Field(
+        description="When the indexer last changed its search index for the served model; null if never."
+    )
+
+
+class CollectionListResponse(BaseModel):
+    collections: list[CollectionPublic] = Field(description="The collections the API key sees, by name.")

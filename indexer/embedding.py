@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -28,6 +29,18 @@ from models.loading import LoadedBatch, iterate_photo_batches
 log = logging.getLogger(__name__)
 
 
+EmbeddedBatch = tuple[LoadedBatch, "np.ndarray | None"]  # decoded photos' metadata and failures, vectors
+
+
+class PhotoSource(Protocol):
+    """Where pending photos are decoded and embedded: here (local_batches) or on a Ray cluster
+    (indexer/ray_embedding.py). Either way the batches are stored here, by embed_photos."""
+
+    def __call__(
+        self, paths: list[Path], plan: PhotoBatchPlan, encoder: Encoder
+    ) -> Iterator[EmbeddedBatch]: ...
+
+
 @dataclass
 class PhotoBatchPlan:
     batch_size: int
@@ -35,6 +48,7 @@ class PhotoBatchPlan:
     max_image_pixels: int
     show_progress: bool
     reduced_decode: bool = True
+    source: PhotoSource | None = None  # None: local_batches
 
 
 @dataclass
@@ -88,23 +102,29 @@ def embed_photos(
         return stats
     with progress_bar(plan.show_progress) as progress:
         task = progress.add_task(f"embedding with {encoder.key}", total=len(pending))
-        batches = iterate_photo_batches(
-            [Path(path) for _, path in pending],
-            encoder.preprocess,
-            batch_size=plan.batch_size,
-            workers=plan.workers,
-            max_pixels=plan.max_image_pixels,
-            draft=plan.reduced_decode,
-        )
-        for batch in batches:
+        source = plan.source or local_batches
+        for batch, vectors in source([Path(path) for _, path in pending], plan, encoder):
             # embedded before the transaction opens: SQLite's write lock is held only to store
-            vectors = encoder.encode_image_batch(batch.pixels) if batch.indices else None  # (batch, dim)
             with transaction(sessions) as session:
                 _store_batch(session, encoder, batch, vectors, pending, stats)
             progress.advance(task, len(batch.indices) + len(batch.failures))
             kill_points.reached("batch")
             after_batch()
     return stats
+
+
+def local_batches(paths: list[Path], plan: PhotoBatchPlan, encoder: Encoder) -> Iterator[EmbeddedBatch]:
+    """Decode in this machine's worker processes, embed in this process."""
+    batches = iterate_photo_batches(
+        paths,
+        encoder.preprocess,
+        batch_size=plan.batch_size,
+        workers=plan.workers,
+        max_pixels=plan.max_image_pixels,
+        draft=plan.reduced_decode,
+    )
+    for batch in batches:
+        yield batch, encoder.encode_image_batch(batch.pixels) if batch.indices else None  # (batch, dim)
 
 
 def _store_batch(

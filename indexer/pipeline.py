@@ -20,7 +20,7 @@ from app.core.config import IndexerSettings
 from app.storage import repository as repo
 from app.storage.db import transaction
 from indexer.captions import CaptionStats, attach_captions
-from indexer.embedding import PhotoBatchPlan, embed_captions, embed_photos
+from indexer.embedding import PhotoBatchPlan, PhotoSource, embed_captions, embed_photos
 from indexer.inputs import CaptionsFile, IndexerError, checked_folder
 from indexer.labels import LabelOptions, LabelStats, apply_labels
 from indexer.publish import KINDS, index_folder_for, publish, sweep_leftovers
@@ -64,6 +64,7 @@ class _Target:
     encoder: Encoder
     index_dir: Path
     settings: IndexerSettings
+    photo_source: PhotoSource | None = None  # None: decode and embed on this machine
 
 
 def index_folder(
@@ -78,15 +79,17 @@ def index_folder(
     settings: IndexerSettings | None = None,
     show_progress: bool = True,
     allow_empty: bool = False,
+    photo_source: PhotoSource | None = None,
 ) -> IndexReport:
     """Index `root` into `collection`. `allow_empty`: accept that a folder which held photos is now
-    empty (without it such a run is refused: an unmounted drive looks the same)."""
+    empty (without it such a run is refused: an unmounted drive looks the same). photo_source: where
+    photos are decoded and embedded (None: here; indexer/ray_embedding.py: on a Ray cluster)."""
     started = time.perf_counter()
     root = checked_folder(root)
     report = IndexReport(collection)
     cfg = settings or IndexerSettings()
     collection_id = _reconcile_folder(sessions, collection, root, cfg, report, allow_empty)
-    target = _Target(sessions, collection, collection_id, encoder, index_dir, cfg)
+    target = _Target(sessions, collection, collection_id, encoder, index_dir, cfg, photo_source)
     _embed_pending_photos(target, report, show_progress)
     if labels is not None:
         report.labels = apply_labels(
@@ -154,6 +157,7 @@ def _embed_pending_photos(target: _Target, report: IndexReport, show_progress: b
         max_image_pixels=cfg.max_image_pixels,
         show_progress=show_progress,
         reduced_decode=cfg.reduced_decode,
+        source=target.photo_source,
     )
     last_publish = time.monotonic()
 

@@ -97,7 +97,13 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         return self.data_dir / "indexes"
 
+    cache_dir: Path | None = None  # derived data worth keeping (caption bank vectors); None: <data_dir>/cache
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+    @property
+    def caches(self) -> Path:
+        """Where derived data is cached: the cache_dir setting, else data_dir/cache."""
+        return self.cache_dir.expanduser().absolute() if self.cache_dir else self.data_dir / "cache"
+

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from app.api.annotate_body import AnnotateRequestDep
 from app.api.deps import AccessDep, CaptionsDep, ImageRequestDep, SearchDep
 from app.api.errors import error_responses
-from app.api.openapi import IMAGE_QUERY_BODY
+from app.api.openapi import ANNOTATE_BODY, IMAGE_QUERY_BODY
 from app.schemas import (
     AnnotateResponse,
-    CaptionHitPublic,
+    AnnotationPublic,
     PhotoHitPublic,
     PhotoPublic,
     SearchResponse,
@@ -71,13 +72,15 @@ async def search_image(query: ImageRequestDep, search: SearchDep, access: Access
 
 
 @router.post(
-    "/annotate", response_model=AnnotateResponse, openapi_extra=IMAGE_QUERY_BODY, responses=PHOTO_QUERY_ERRORS
+    "/annotate", response_model=AnnotateResponse, openapi_extra=ANNOTATE_BODY, responses=PHOTO_QUERY_ERRORS
 )
-async def annotate(query: ImageRequestDep, captions: CaptionsDep, access: AccessDep) -> AnnotateResponse:
-    """The known captions that best describe an uploaded image or an indexed photo."""
-    within = access.collection_ids
-    hits = await run_in_threadpool(lambda: captions.annotate(query.image, k=query.k, within=within))
-    return AnnotateResponse(
-        model=captions.model_key,
-        captions=[CaptionHitPublic.from_row(h.caption, h.score, h.rank_score) for h in hits],
+async def annotate(body: AnnotateRequestDep, captions: CaptionsDep, access: AccessDep) -> AnnotateResponse:
+    """The captions that best describe an uploaded image or an indexed photo: those attached to the key's
+    collections and those of the model's caption bank (its training captions), merged best first."""
+    within, names = access.collection_ids, body.photo.filters.collections
+    hits = await run_in_threadpool(
+        lambda: captions.annotate(
+            body.photo.image, k=body.photo.k, within=within, sources=body.sources, collections=names
+        )
     )
+    return AnnotateResponse(model=captions.model_key, captions=[AnnotationPublic.from_hit(h) for h in hits])
