@@ -316,7 +316,9 @@ class AnnotationPublic(BaseModel):
 
 class AnnotateResponse(BaseModel):
     model: str
-    captions: list[CaptionHitPublic]
+    captions: list[AnnotationPublic] = Field(
+        description="Best first; an indexed photo's own captions (asked for by photo_id) come first."
+    )
 
 
 class CaptionSearch(BaseModel):  # caption→caption search
@@ -328,9 +330,7 @@ class CaptionSearch(BaseModel):  # caption→caption search
 class CaptionSearchResponse(BaseModel):
     model: str
     k: int
-    captions: list[AnnotationPublic] = Field(
-        description="Best first; an indexed photo's own captions (asked for by photo_id) come first."
-    )
+    captions: list[CaptionHitPublic]
 
 
 class CollectionPublic(BaseModel):

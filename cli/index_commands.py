@@ -30,6 +30,7 @@ def index(
     """Index a folder into a collection: new and changed photos are embedded, renames kept, photos
     gone from this folder removed (the collection's other folders are left as they are). Every input
     is checked before the model loads or any photo is read."""
+    from cli.caption_commands import ready_bank
     from cli.context import open_encoder, open_sessions
     from cli.render import print_index_report
     from indexer.inputs import checked_folder, read_captions_file
@@ -42,10 +43,11 @@ def index(
     root = checked_folder(path)
     caption_rows = read_captions_file(captions) if captions is not None else None
     label_options = LabelOptions.from_settings(labels, cfg, top_k=label_top_k) if labels else None
+    encoder = open_encoder(settings)
     report = index_folder(
         root=root,
         collection=collection or settings.collection,
-        encoder=open_encoder(settings),
+        encoder=encoder,
         sessions=open_sessions(settings),
         index_dir=settings.index_dir,
         captions=caption_rows,
@@ -54,6 +56,7 @@ def index(
         allow_empty=allow_empty,
     )
     print_index_report(console, report)
+    ready_bank(encoder, settings)  # annotation's model captions: embedded once, then cached
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from cli import (
+    caption_commands,
     evaluation_commands,
     index_commands,
     key_commands,
@@ -81,6 +82,7 @@ def _setup(
 for commands in (
     index_commands,
     search_commands,
+    caption_commands,
     label_commands,
     training_commands,
     evaluation_commands,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,6 +47,9 @@ class Encoder(ABC):
     query_bank: QueryBank | None = None
     # An optional cross-encoder that re-orders the top text→photo candidates; None for most models.
     reranker: Reranker | None = None
+    # The photosearch checkpoint file the weights came from, when there is one: files that travel
+    # beside it (the caption bank, models/caption_bank.py) are found from it.
+    checkpoint_path: Path | None = None
 
     def suggested_batch_size(self) -> int:
         """Photos per forward pass when the user sets none; families override with a memory estimate."""

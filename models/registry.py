@@ -99,11 +99,15 @@ def create_encoder(
 def _from_checkpoint(ckpt: Checkpoint, device: torch.device, search_dirs: Sequence[Path]) -> Encoder:
     """A photosearch checkpoint rebuilds its model alone: its stored config says which family."""
     config = ckpt.config
+    encoder: Encoder
     if isinstance(config, JointConfig):
         from models.joint.encoder import build_joint_encoder
 
-        return build_joint_encoder(config.name or ckpt.path.stem, config, ckpt, device)
-    return _build_clip(config, ckpt, device, search_dirs)
+        encoder = build_joint_encoder(config.name or ckpt.path.stem, config, ckpt, device)
+    else:
+        encoder = _build_clip(config, ckpt, device, search_dirs)
+    encoder.checkpoint_path = ckpt.path
+    return encoder
 
 
 def _build_clip(

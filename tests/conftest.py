@@ -23,6 +23,11 @@ from tests.builders.tiny_models import RERANK, tiny_config, tiny_options
 # auth off, and the tests of API keys (tests/api/test_auth*.py) turn it on explicitly.
 os.environ["PHOTOSEARCH_AUTH__REQUIRED"] = "false"
 AUTH_OFF = AuthSettings(required=False)
+# The shipped model's caption bank (30,268 captions) takes minutes to embed on a CPU: the suite's many
+# data folders share one cache of it (keyed by model and file hashes, so never stale) across runs.
+os.environ.setdefault(
+    "PHOTOSEARCH_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "photosearch-cache")
+)
 
 PG_ADMIN_URL = os.environ.get(
     "PHOTOSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -53,6 +53,7 @@ class ErrorResponse(BaseModel):
 
 DESCRIPTIONS = {
     400: "The body could not be parsed: JSON that is not UTF-8 text, or a malformed multipart form.",
+    401: "An API key is required (auth on), or the key sent is unknown or revoked.",
     404: "Not found: an unknown id or collection.",
     413: "The body or upload is over its size limit.",
     415: "The body's content type is not one this route takes.",

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.core.config import ApiSettings
-from app.schemas import ClassifyByPhoto, PhotoIdQuery
+from app.schemas import AnnotateByPhoto, ClassifyByPhoto, PhotoIdQuery
 from models.zero_shot import DEFAULT_PROMPT
 
 TEXT_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "description": "repeat the field"}
@@ -50,6 +50,19 @@ IMAGE_QUERY_BODY = _upload_body(
     [],
     PhotoIdQuery.model_json_schema(),
 )
+ANNOTATE_BODY = _upload_body(
+    {
+        "k": {"type": "integer", "minimum": 1},
+        "collections": TEXT_LIST,
+        "sources": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["collection", "model"]},
+            "description": "repeat the field; default both",
+        },
+    },
+    [],
+    AnnotateByPhoto.model_json_schema(),
+)
 CLASSIFY_BODY = _upload_body(
     {"labels": TEXT_LIST, "prompt": {"type": "string", "default": DEFAULT_PROMPT}},
     ["labels"],
@@ -64,7 +77,9 @@ NO_NUL = "^[^\\x00]*$"
 PROMPT = "^[^{}\\x00]*\\{\\}[^{}\\x00]*$"  # {} exactly once, where the label goes
 
 
-REQUEST_SCHEMAS = frozenset({"TextSearch", "PhotoIdQuery", "ClassifyByPhoto", "CaptionSearch"})
+REQUEST_SCHEMAS = frozenset(
+    {"TextSearch", "PhotoIdQuery", "AnnotateByPhoto", "ClassifyByPhoto", "CaptionSearch"}
+)
 
 
 def limit_properties(api: ApiSettings) -> dict[str, dict[str, Any]]:

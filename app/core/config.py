@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     checkpoint: Path | None = None
     checkpoint_dir: Path | None = None  # searched for weights before models/checkpoints/
     train_data: Path | None = None  # captions.jsonl folder for train/evaluate/calibrate/... without --data
+    cache_dir: Path | None = None  # derived data worth keeping (caption bank vectors); None: <data_dir>/cache
     device: str = "auto"
     collection: str = "default"
     api: ApiSettings = ApiSettings()
@@ -97,13 +98,12 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         return self.data_dir / "indexes"
 
-    cache_dir: Path | None = None  # derived data worth keeping (caption bank vectors); None: <data_dir>/cache
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
     @property
     def caches(self) -> Path:
         """Where derived data is cached: the cache_dir setting, else data_dir/cache."""
         return self.cache_dir.expanduser().absolute() if self.cache_dir else self.data_dir / "cache"
 
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

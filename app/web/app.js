@@ -37,6 +37,7 @@ function askForKey(reason) {
         localStorage.setItem(KEY_STORE, $("key-input").value.trim());
         $("forget-key").hidden = false;
         keyPrompt = null;
+        fillCollections();
         resolve();
       };
       dialog.showModal();
@@ -99,7 +100,7 @@ function filters() {
   const slider = $("filter-min-score");
   const minScore = slider.value === slider.min ? null : parseFloat(slider.value);  // leftmost: off
   const chosen = {
-    collections: listField("filter-collections"),
+    collections: $("filter-collection").value ? [$("filter-collection").value] : null,
     tags: listField("filter-tags"),
     folders: listField("filter-folders"),
     cameras: listField("filter-cameras"),
@@ -187,9 +188,12 @@ function resultCard(hit) {
   const tags = el("ul", { className: "tags" }, ...photo.tags.map((t) => el("li", { textContent: t })));
   const more = el("button", { type: "button", className: "like", textContent: "More like this" });
   more.addEventListener("click", () => searchLike(photo.id));
+  const copies = (hit.duplicate_ids || []).length;  // near-identical photos this hit stands for
   return el("li", { className: "card", dataset: { photoId: photo.id } },
     open,
     el("div", { className: "score", textContent: `score ${hit.score.toFixed(3)}` }),
+    ...(copies ? [el("p", { className: "copies", textContent: `+${copies} ${copies === 1 ? "copy" : "copies"}`,
+      title: `Also: ${hit.duplicate_ids.map((i) => `#${i}`).join(", ")}` })] : []),
     el("p", { className: "caption", textContent: photo.captions[0] || photo.path }),
     el("p", { className: "taken", textContent: photo.taken_at ? `taken ${photo.taken_at.slice(0, 10)}` : "" }),
     tags,
@@ -226,14 +230,15 @@ async function openDetail(photoId) {
   $("detail-title").textContent = `Photo #${photoId}`;
   dialog.dataset.photoId = photoId;
   if (!dialog.open) dialog.showModal();
+  let photo;
   try {
-    const photo = await api(`/v1/photos/${photoId}`);
+    photo = await api(`/v1/photos/${photoId}`);
     fillFacts(photo);
   } catch (error) {
     $("detail-meta").append(el("dd", { className: "error", textContent: errorText(error) }));
     return;
   }
-  fillCaptions(photoId);
+  fillCaptions(photoId, photo.collection);
   fillSimilar(photoId);
 }
 
@@ -258,12 +263,16 @@ function fillFacts(photo) {
   $("detail-meta").append(...facts.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })]));
 }
 
-async function fillCaptions(photoId) {
+const SOURCE_LABELS = { collection: "from this collection", model: "suggested by the model" };
+
+// Collection captions from the photo's own collection only, so "from this collection" holds.
+async function fillCaptions(photoId, collection) {
   const list = $("detail-captions");
   try {
-    const answer = await postJson("/v1/annotate", { photo_id: photoId, k: 5 });
-    list.append(...answer.captions.map((c) => el("li", {},
-      el("span", { textContent: c.text }), el("span", { className: "score", textContent: ` ${c.score.toFixed(3)}` }))));
+    const answer = await postJson("/v1/annotate", { photo_id: photoId, k: 5, collections: [collection] });
+    list.append(...answer.captions.map((c) => el("li", { dataset: { source: c.source } },
+      el("span", { textContent: c.text }), el("span", { className: "score", textContent: ` ${c.score.toFixed(3)}` }),
+      el("span", { className: `source ${c.source}`, textContent: SOURCE_LABELS[c.source] || c.source }))));
     if (!answer.captions.length) list.append(el("li", { textContent: "No captions known." }));
   } catch (error) {
     list.append(el("li", { className: "error", textContent: errorText(error) }));
@@ -286,12 +295,28 @@ async function fillSimilar(photoId) {
   }
 }
 
-// ---- readiness, wiring ----
+// ---- readiness, the collection picker, wiring ----
+
+// The picker lists the collections this key sees; with one (or none) there is nothing to choose. It
+// never asks for a key itself: without one it waits for the first search to ask (askForKey calls it).
+async function fillCollections() {
+  const key = localStorage.getItem(KEY_STORE);
+  const response = await fetch("/v1/collections", { headers: key ? { Authorization: `Bearer ${key}` } : {} })
+    .catch(() => null);
+  const answer = response && response.ok ? await response.json() : { collections: [] };
+  const picker = $("filter-collection");
+  const chosen = picker.value;
+  picker.replaceChildren(el("option", { value: "", textContent: "All collections" }),
+    ...answer.collections.map((c) => el("option", { value: c.name, textContent: `${c.name} (${c.photos})` })));
+  picker.value = answer.collections.some((c) => c.name === chosen) ? chosen : "";
+  $("collection-choice").hidden = answer.collections.length < 2;  // search still covers every collection
+}
 
 async function checkReady() {
   try {
     const ready = await api("/ready");
     $("server-state").textContent = `${ready.photos} photos · model ${ready.model}`;
+    fillCollections();
     return true;
   } catch (error) {
     setMessage(errorText(error), true);
@@ -315,10 +340,10 @@ function wire() {
   $("query").addEventListener("input", debounce(textSearch, 300));
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); textSearch(); });
   const refilter = debounce(() => runSearch(), 300);
-  for (const id of ["filter-collections", "filter-tags", "filter-folders", "filter-cameras"]) {
+  for (const id of ["filter-tags", "filter-folders", "filter-cameras"]) {
     $(id).addEventListener("input", refilter);
   }
-  for (const id of ["filter-taken-after", "filter-taken-before", "filter-sort"]) {
+  for (const id of ["filter-collection", "filter-taken-after", "filter-taken-before", "filter-sort"]) {
     $(id).addEventListener("change", () => runSearch());
   }
   $("filter-min-score").addEventListener("input", (e) => {

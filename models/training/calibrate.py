@@ -7,6 +7,7 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
+from models.caption_bank import sidecar_path, write_sidecar
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.encoder import Encoder
 from models.joint.config import JointConfig, QueryBankConfig, ServingConfig
@@ -82,3 +83,25 @@ def calibrate_after_training(path: Path, data: Path, config: JointConfig, device
         calibrate_checkpoint(
             path, data, test_time=config.test_time, bank_options=config.query_bank, device=device
         )
+
+
+def data_attribution(data: Path) -> str:
+    """Where a data set's captions come from: the title line of its SOURCE.md when it has one."""
+    source = (data if data.is_dir() else data.parent) / "SOURCE.md"
+    title = next((line for line in _lines(source) if line.strip()), "") if source.is_file() else ""
+    name = title.lstrip("# ").strip() or str(data)
+    return f"{name}; the data set's SOURCE.md gives its authors and terms"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def write_training_captions(
+    checkpoint: Path, data: Path, split: str = "train", attribution: str | None = None
+) -> Path:
+    """The caption bank sidecar (models/caption_bank.py) beside a trained checkpoint: the captions of
+    the split it was trained on, cleaned as training read them, so annotation can offer them."""
+    texts = [caption for photo in load_captioned_photos(data, split) for caption in photo.captions]
+    header = {"source": f"{data.name}:{split}", "attribution": attribution or data_attribution(data)}
+    return write_sidecar(sidecar_path(checkpoint), texts, header)

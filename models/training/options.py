@@ -11,7 +11,7 @@ import torch
 
 from models.checkpoint import save_checkpoint
 from models.joint.config import JointConfig, TrainConfig
-from models.training.calibrate import calibrate_after_training
+from models.training.calibrate import calibrate_after_training, write_training_captions
 from models.training.epochs import EpochLog
 from models.training.evaluate import RetrievalReport
 
@@ -76,9 +76,10 @@ def save_trained(
     history: list[EpochLog],
 ) -> None:
     """Write the checkpoint, then give it what its config asks for when served (test-time settings, a
-    query bank), and draw its training curves beside it."""
+    query bank), the captions it was trained on as its caption bank, and its training curves beside it."""
     from models.training.plots import plot_training_curves  # matplotlib: only once a run has finished
 
     save_checkpoint(out, config=config, state_dict=state, info=info)
     calibrate_after_training(out, data, config, opts.device)
+    write_training_captions(out, data)
     plot_training_curves(history, out.with_suffix(".png"), title=config.name or out.stem)

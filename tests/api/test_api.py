@@ -121,16 +121,19 @@ def test_annotate_returns_the_photos_own_captions_first(indexed) -> None:
     client, folder = indexed
     row = photos.shared_rows("val", 1)[0]
     own = {" ".join(c.split()).removesuffix(" .") for c in row["captions"]}
-    response = client.post("/v1/annotate", **upload((folder / Path(row["image"]).name).read_bytes(), k="5"))
+    photo = folder / Path(row["image"]).name
+    response = client.post("/v1/annotate", **upload(photo.read_bytes(), k="5", sources="collection"))
     assert response.status_code == 200, response.text
     captions = response.json()["captions"]
     ranks = [c["rank_score"] for c in captions]  # ordered by cosine minus the caption's hubness offset
     assert len(captions) == 5 and ranks == sorted(ranks, reverse=True)
-    assert all(c["rank_score"] < c["score"] for c in captions)
+    assert all(c["rank_score"] < c["score"] and c["source"] == "collection" for c in captions)
     assert any(c["text"] in own for c in captions)
-    photo_id = captions[0]["photo_id"]
-    by_id = client.post("/v1/annotate", json={"photo_id": photo_id, "k": 2})
-    assert by_id.status_code == 200 and len(by_id.json()["captions"]) == 2
+    photo_id = next(c["photo_id"] for c in captions if c["text"] in own)
+    by_id = client.post("/v1/annotate", json={"photo_id": photo_id, "k": 7})  # both sources
+    assert by_id.status_code == 200
+    both = by_id.json()["captions"]
+    assert {c["text"] for c in both[:5]} == own and {c["source"] for c in both[5:]} == {"model"}
 
 
 def test_photo_metadata_file_and_thumbnail(indexed) -> None:

@@ -63,7 +63,9 @@ def test_a_key_sees_only_its_collections_everywhere(
         notes = client.post(
             "/v1/annotate", json={"photo_id": setup.family_ids[0], "k": 50}, headers=family
         ).json()
-        assert {c["photo_id"] for c in notes["captions"]} <= set(setup.family_ids)
+        ours = [c for c in notes["captions"] if c["source"] == "collection"]
+        assert ours and {c["photo_id"] for c in ours} <= set(setup.family_ids)
+        assert any(c["source"] == "model" for c in notes["captions"])  # the model's bank: every key's
 
 
 def test_ordinary_keys_see_relative_paths_and_no_hashes(

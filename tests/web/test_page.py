@@ -14,6 +14,7 @@ import pytest
 from app.core.config import Settings
 from app.main import create_app
 from models.encoder import Encoder
+from tests.builders import photos
 from tests.builders.apps import indexed_settings
 from tests.builders.browser import chromium, require_chromium, serve
 from tests.builders.indexing import photo_ids_by_path, run_index
@@ -296,3 +297,91 @@ def test_camera_date_range_folder_and_sort_controls_narrow_and_order_the_grid(
             " && m.textContent.includes('Error 422: taken_after')"
             " && m.textContent.includes('later than taken_before'); }"
         )
+
+
+@pytest.fixture(scope="module")
+def two_collection_site(
+    tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
+) -> Iterator[tuple[str, dict[str, set[int]]]]:
+    """A server over two collections: "family" (6 photos with their captions) and "work" (6 other photos,
+    indexed without captions, as a company's library is); its URL and each collection's photo ids."""
+    require_chromium()
+    base = tmp_path_factory.mktemp("web-collections")
+    settings = Settings(
+        data_dir=base / "data", database_url=f"sqlite:///{base / 'photosearch.db'}", device="cpu"
+    )
+    ids: dict[str, set[int]] = {}
+    for name, skip, captioned in (("family", 0, True), ("work", 6, False)):
+        folder = base / name
+        captions = photos.copy_shared_photos(folder, "val", 6, skip=skip)
+        run_index(settings, encoder, folder, captions=captions if captioned else None, collection=name)
+        ids[name] = {i for path, i in photo_ids_by_path(settings).items() if path.startswith(f"{folder}/")}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PHOTOSEARCH_AUTH__REQUIRED", "false")
+        app = create_app(settings, encoder)
+    with serve(app) as url:
+        yield url, ids
+
+
+def test_the_collection_picker_narrows_text_and_image_search(
+    page: Any, two_collection_site: tuple[str, dict[str, set[int]]]
+) -> None:
+    url, ids = two_collection_site
+    page.goto(url)
+    page.locator("#collection-choice").wait_for(state="visible")
+    options = page.locator("#filter-collection option").all_inner_texts()
+    assert options == ["All collections", "family (6)", "work (6)"]
+    page.fill("#query", "a dog")
+    wait_for_cards(page, 12)
+    page.select_option("#filter-collection", "work")
+    wait_for_cards(page, 6)
+    assert set(card_ids(page)) == ids["work"]
+    first_family = min(ids["family"])  # "more like this" on a family photo, while "work" is picked
+    page.evaluate("id => searchLike(id)", first_family)
+    wait_for_cards(page, 6)
+    assert set(card_ids(page)) == ids["work"]
+    page.select_option("#filter-collection", "")
+    wait_for_cards(page, 11)  # every photo but the query photo itself
+    assert set(card_ids(page)) == (ids["work"] | ids["family"]) - {first_family}
+
+
+def test_the_detail_view_labels_where_each_caption_comes_from(
+    page: Any, two_collection_site: tuple[str, dict[str, set[int]]]
+) -> None:
+    url, ids = two_collection_site
+    page.goto(url)
+    for photo_id in (min(ids["work"]), min(ids["family"])):
+        page.evaluate("id => openDetail(id)", photo_id)
+        page.wait_for_function("document.querySelectorAll('#detail-captions li').length === 5")
+        sources = page.locator("#detail-captions li").evaluate_all(
+            "items => items.map(i => i.dataset.source)"
+        )
+        labels = page.locator("#detail-captions li .source").all_inner_texts()
+        if photo_id in ids["work"]:  # nobody captioned it: the model's bank describes it
+            assert sources == ["model"] * 5 and set(labels) == {"suggested by the model"}
+        else:  # its own captions come first
+            assert sources == ["collection"] * 5 and set(labels) == {"from this collection"}
+        page.keyboard.press("Escape")
+        page.locator("#detail").wait_for(state="hidden")
+
+
+def test_a_hit_that_stands_for_copies_says_how_many(
+    page: Any, two_collection_site: tuple[str, dict[str, set[int]]]
+) -> None:
+    url, _ = two_collection_site
+
+    def with_copies(route: Any) -> None:  # the server's answer, with copies folded into its first hit
+        answer = route.fetch().json()
+        answer["hits"][0]["duplicate_ids"] = [901, 902]
+        answer["hits"][1]["duplicate_ids"] = [903]
+        route.fulfill(json=answer)
+
+    page.route("**/v1/search/text", with_copies)
+    page.goto(url)
+    page.fill("#query", "children")
+    wait_for_cards(page, 12)
+    copies = page.locator("#results .card .copies").all_inner_texts()
+    assert copies == ["+2 copies", "+1 copy"]  # hits without the field show nothing
+    assert (
+        page.locator("#results .card").first.locator(".copies").get_attribute("title") == "Also: #901, #902"
+    )

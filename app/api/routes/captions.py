@@ -26,5 +26,5 @@ def search_captions(body: CaptionSearch, captions: CaptionsDep, access: AccessDe
     return CaptionSearchResponse(
         model=captions.model_key,
         k=page.k,
-        captions=[CaptionHitPublic.from_row(h.caption, h.score) for h in hits],
+        captions=[CaptionHitPublic.from_hit(h) for h in hits],
     )
