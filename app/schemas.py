@@ -31,6 +31,11 @@ SORT_HELP = (
     "relevance: best match first. newest / oldest: by date taken (undated photos last) over the "
     "relevant matches: those at or above min_score, or the 300 best without it."
 )
+DEDUP_HELP = (
+    "Collapse near-identical photos (copies of the same file, mirrored or re-encoded copies, burst "
+    "shots) into one hit: the best-ranked of them, listing the others in duplicate_ids. false: every "
+    "photo is its own hit."
+)
 PhotoId = Annotated[int, Field(ge=1, le=MAX_PHOTO_ID)]  # larger can name no photo
 
 
@@ -70,6 +75,7 @@ class SearchFilterFields(BaseModel):
         examples=[["Canon", "Apple iPhone 12"]],
     )
     sort: SortOrder = Field(default="relevance", description=SORT_HELP)
+    dedup: bool = Field(default=True, description=DEDUP_HELP)
 
     def filters(self) -> SearchFilters:
         return SearchFilters.of(
@@ -228,6 +234,11 @@ class PhotoHitPublic(BaseModel):
         default=None,
         description="For models with a query bank (text search): the cosine minus the photo's hubness "
         "offset, by which hits are ordered; null otherwise.",
+    )
+    duplicate_ids: list[int] = Field(
+        default=[],
+        description="With dedup: the ids of photos near-identical to this one, which it stands for, best "
+        "match first (only photos the key may see); empty when none or without dedup.",
     )
     photo: PhotoPublic
 

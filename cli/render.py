@@ -30,10 +30,16 @@ def print_hits(console: Console, query: str, hits: list[PhotoHit], thumbnails: b
         order = hit.rerank_score if hit.rerank_score is not None else hit.rank_score
         rank = [f"{order:.3f}" if order is not None else ""] if ranked else []
         picture = [half_block_thumbnail(hit.photo.path)] if thumbnails else []
-        table.add_row(
-            str(position), *picture, f"{hit.score:.3f}", *rank, str(hit.photo.id), hit.photo.path, caption
-        )
+        photo_id = f"{hit.photo.id}{duplicates_note(hit.duplicate_ids)}"
+        table.add_row(str(position), *picture, f"{hit.score:.3f}", *rank, photo_id, hit.photo.path, caption)
     console.print(table)
+
+
+def duplicates_note(ids: list[int]) -> str:
+    """ " (+2 duplicates: 18, 19)" after a hit that stands for near-identical photos; "" for none."""
+    if not ids:
+        return ""
+    return f" (+{len(ids)} duplicate{'s' if len(ids) > 1 else ''}: {', '.join(map(str, ids))})"
 
 
 def half_block_thumbnail(path: str, columns: int = THUMBNAIL_COLUMNS) -> Text:

@@ -38,6 +38,10 @@ def query(
     ] = None,
     min_score: Annotated[float | None, typer.Option(help="Drop hits below this cosine score.")] = None,
     sort: Annotated[str, typer.Option(help="relevance, newest or oldest (by date taken).")] = "relevance",
+    dedup: Annotated[
+        bool,
+        typer.Option("--dedup/--no-dedup", help="Near-identical photos as one hit, listing the others' ids."),
+    ] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print the hits as the API's JSON.")] = False,
     thumbnails: Annotated[
         bool, typer.Option(help="Show each photo in the table (coloured text, true-colour terminals).")
@@ -67,9 +71,9 @@ def query(
     service = open_service(settings_for(model))
     page = service.page(k, offset)
     if example is not None:
-        hits = service.search_image(example, k=page.k, offset=page.offset, filters=filters)
+        hits = service.search_image(example, k=page.k, offset=page.offset, filters=filters, dedup=dedup)
     else:
-        hits = service.search_text(text or "", k=page.k, offset=page.offset, filters=filters)
+        hits = service.search_text(text or "", k=page.k, offset=page.offset, filters=filters, dedup=dedup)
     if json_output:
         print_hits_json(service.model_key, page, hits)
     else:

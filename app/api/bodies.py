@@ -29,6 +29,7 @@ class ImageRequest:
     k: int | None
     offset: int
     filters: SearchFilters
+    dedup: bool = True  # near-identical photos as one hit (search only)
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,15 @@ def form_text(form: FormData, key: str) -> list[str]:
 
 async def image_request(request: Request, settings: Settings) -> ImageRequest:
     """Multipart (`file`, optional `k`, `offset`, `min_score`, `taken_after`, `taken_before`, `sort`,
-    repeated `collections`, `tags`, `folders`, `cameras`) or JSON
+    `dedup`, repeated `collections`, `tags`, `folders`, `cameras`) or JSON
     {"photo_id": ..., "k": ...}."""
     if body_kind(request, "a 'file' part, or application/json with a photo_id") == "json":
         query = await read_json(request, PhotoIdQuery)
-        return ImageRequest(ImageQuery(photo_id=query.photo_id), query.k, query.offset, query.filters())
+        photo = ImageQuery(photo_id=query.photo_id)
+        return ImageRequest(photo, query.k, query.offset, query.filters(), query.dedup)
     data, form = await read_upload(request, settings)
     fields: dict[str, Any] = {}
-    for key in ("k", "offset", "min_score", "taken_after", "taken_before", "sort"):
+    for key in ("k", "offset", "min_score", "taken_after", "taken_before", "sort", "dedup"):
         values = [v for v in form_text(form, key) if v != ""]
         if len(values) > 1:
             raise InvalidInputError(f"form field {key!r} is given {len(values)} times; give it once")
@@ -108,7 +110,7 @@ async def image_request(request: Request, settings: Settings) -> ImageRequest:
         if values:
             fields[key] = values
     query = validated(PhotoIdQuery, {"photo_id": 1, **fields})  # the upload stands in for the id
-    return ImageRequest(ImageQuery(upload=data), query.k, query.offset, query.filters())
+    return ImageRequest(ImageQuery(upload=data), query.k, query.offset, query.filters(), query.dedup)
 
 
 async def classify_request(request: Request, settings: Settings) -> ClassifyRequest:

@@ -46,6 +46,7 @@ IMAGE_QUERY_BODY = _upload_body(
         "folders": TEXT_LIST,
         "cameras": TEXT_LIST,
         "sort": {"type": "string", "enum": ["relevance", "newest", "oldest"], "default": "relevance"},
+        "dedup": {"type": "boolean", "default": True, "description": "near-identical photos as one hit"},
     },
     [],
     PhotoIdQuery.model_json_schema(),

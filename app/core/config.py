@@ -27,6 +27,18 @@ class ApiSettings(BaseModel):
     thumbnail_px: int = 256
     # browser origins (https://intranet.example) whose pages may call the API; empty: none
     cors_allow_origins: list[str] = []
+    dedup_threshold: float = Field(
+        default=0.97,
+        gt=0,
+        le=1,
+        description="Search results collapse near-identical photos (dedup, on by default): two photos are "
+        "duplicates when they are the same file (sha256) or the cosine of their photo vectors is at least "
+        "this. 0.97 for joint-default: the closest pair of different photos among 1,000 Flickr8k val "
+        "photos (two shots of one football play) is at 0.945, plus a 0.02 margin; it catches every byte "
+        "and mirrored copy, ~94% of burst-like frames and most JPEG re-encodes "
+        "(benchmarks/dedup.md). Lower it to merge more, raise it to merge less; other models need "
+        "their own value (python benchmarks/dedup_threshold.py).",
+    )
 
 
 class IndexerSettings(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ class PhotoHit:
     score: float
     rerank_score: float | None = None  # the re-ranker's 0..1 relevance, for models that have one
     rank_score: float | None = None  # cosine − hubness offset, for models with a query bank
+    duplicate_ids: list[int] = field(default_factory=list)  # near-identical photos this hit stands for
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def rerank(
     """Hits re-ordered by the re-ranker, which needs each candidate's patch grid: recomputed from its
     file (the index stores pooled vectors only). Each re-ranked hit keeps its cosine `score` and gets
     the re-ranker's `rerank_score` (sigmoid of its logit, 0..1) by which the hits are sorted; a photo
-    that cannot be read any more has none and keeps its dual-encoder place after the re-ranked ones."""
+    that cannot be read any more has none and keeps its dual-encoder place after the re-ranked ones.
+    A hit standing for duplicates keeps them: the re-ranker orders groups by their leading photo."""
     readable, images = [], []
     with gate.slot(release_memory=True):
         for hit in hits:
@@ -92,5 +94,5 @@ def rerank(
         logits = reranker.rerank(text, images)
     probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
     order = sorted(range(len(readable)), key=lambda i: -float(logits[i]))
-    ranked = [PhotoHit(readable[i].photo, readable[i].score, float(probabilities[i])) for i in order]
+    ranked = [replace(readable[i], rerank_score=float(probabilities[i]), rank_score=None) for i in order]
     return ranked + [h for h in hits if all(h is not r for r in readable)]

@@ -36,6 +36,7 @@ def search_response(model: str, page: Page, hits: list[PhotoHit], access: Access
                 score=h.score,
                 rerank_score=h.rerank_score,
                 rank_score=h.rank_score,
+                duplicate_ids=h.duplicate_ids,
                 photo=PhotoPublic.from_row(h.photo, access),
             )
             for h in hits
@@ -51,7 +52,9 @@ def search_text(body: TextSearch, search: SearchDep, access: AccessDep) -> Searc
     page = search.page(body.k, body.offset)
     filters = access.limit(body.filters())
     photo_ids = (body.positive_photo_ids, body.negative_photo_ids)
-    hits = search.search_text(body.query, k=page.k, offset=page.offset, filters=filters, photo_ids=photo_ids)
+    hits = search.search_text(
+        body.query, k=page.k, offset=page.offset, filters=filters, photo_ids=photo_ids, dedup=body.dedup
+    )
     return search_response(search.model_key, page, hits, access)
 
 
@@ -66,7 +69,7 @@ async def search_image(query: ImageRequestDep, search: SearchDep, access: Access
     page = search.page(query.k, query.offset)
     filters = access.limit(query.filters)
     hits = await run_in_threadpool(
-        search.search_image, query.image, k=page.k, offset=page.offset, filters=filters
+        search.search_image, query.image, k=page.k, offset=page.offset, filters=filters, dedup=query.dedup
     )
     return search_response(search.model_key, page, hits, access)
 
