@@ -24,6 +24,8 @@ from models.errors import NotReadyError
 
 log = logging.getLogger(__name__)
 
+TRAIN_PER_LIST = 64
+
 
 class IndexFileError(NotReadyError):
     pass
@@ -56,11 +58,21 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, plan: IndexPlan) -> faiss.
         hnsw: Any = faiss.downcast_index(inner)  # faiss is untyped
         hnsw.hnsw.efConstruction = 80
     if not inner.is_trained:
-        inner.train(vectors)
+        inner.train(_training_sample(vectors, inner))
     index = faiss.IndexIDMap2(inner)
     if len(vectors):
         index.add_with_ids(vectors, ids)
     return index
+
+
+def _training_sample(vectors: np.ndarray, inner: faiss.Index) -> np.ndarray:
+    """At most TRAIN_PER_LIST vectors per IVF list (FAISS asks for at least 39): k-means over every
+    vector of a million-photo collection would take hours on a CPU for no better lists."""
+    lists = faiss.extract_index_ivf(inner).nlist
+    if len(vectors) <= TRAIN_PER_LIST * lists:
+        return vectors
+    rows = np.random.default_rng(0).choice(len(vectors), TRAIN_PER_LIST * lists, replace=False)
+    return vectors[np.sort(rows)]
 
 
 def write_index_atomic(index: faiss.Index, path: Path) -> None:

@@ -179,3 +179,20 @@ def test_captions_are_published_the_same_way(photos: VectorCollection) -> None:
     latest = photos.builds("captions")[-1]
     assert latest.path == base and [(s.added, s.removed) for s in latest.segments] == [(2, 6)]
     assert_same_as_fresh(photos, "captions")
+
+
+def test_the_server_memory_maps_an_ivf_base_and_searches_it_with_its_deltas(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = IndexerSettings(flat_max_vectors=10, hnsw_max_vectors=100)
+    photos = VectorCollection(db_url, tmp_path / "index", settings=settings)
+    photos.add(400)
+    assert photos.publish() == ("ivfpq", 400)
+    added = photos.add(3)
+    photos.publish()
+    served = photos.served()
+    base = photos.builds()[-1].path
+    assert base in Path("/proc/self/maps").read_text()  # mapped, not read into the process's memory
+    new_vectors = np.stack([photos.sql_vectors()[i] for i in added])
+    assert served.search(new_vectors, 1)[1][:, 0].tolist() == added
+    assert served.ntotal == 403
