@@ -2,8 +2,10 @@
 `photosearch index` that SIGKILLs itself at a chosen point, as a power cut would.
 
 PHOTOSEARCH_TEST_KILL_AT="<point>:<n>" kills the process the n-th time `<point>` is reached.
-Points: "batch" (a batch of vectors committed), "faiss-written" (a FAISS file written, its build not
-yet recorded). Unset (always, outside that test): nothing happens.
+Points: "batch" (a batch of vectors committed), "faiss-written" (a base FAISS file written, its build
+not yet recorded), "merge-written" (the same, when the base replaces one with deltas),
+"delta-written" (a delta segment written, its build not yet recorded; tests/indexer/
+test_incremental_kills.py). Unset (always, outside those tests): nothing happens.
 """
 
 from __future__ import annotations
