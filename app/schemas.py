@@ -270,14 +270,8 @@ class CaptionHitPublic(BaseModel):
 
     @classmethod
     def from_hit(cls, hit: CaptionHit) -> CaptionHitPublic:
-        assert hit.caption_id is not None and hit.photo_id is not None, "a collection caption"
-        return cls(
-            score=hit.score,
-            rank_score=hit.rank_score,
-            caption_id=hit.caption_id,
-            text=hit.text,
-            photo_id=hit.photo_id,
-        )
+        """A collection caption (its ids are required here)."""
+        return cls.model_validate(hit, from_attributes=True)
 
 
 SOURCES_HELP = (
@@ -315,14 +309,7 @@ class AnnotationPublic(BaseModel):
 
     @classmethod
     def from_hit(cls, hit: CaptionHit) -> AnnotationPublic:
-        return cls(
-            score=hit.score,
-            rank_score=hit.rank_score,
-            source=hit.source,
-            text=hit.text,
-            caption_id=hit.caption_id,
-            photo_id=hit.photo_id,
-        )
+        return cls.model_validate(hit, from_attributes=True)
 
 
 class AnnotateResponse(BaseModel):
