@@ -1,8 +1,9 @@
 """The served model's caption bank (models/caption_bank.py): captions for photos nobody captioned.
 
 Loaded at start-up when its vectors are already cached (`photosearch index` and `photosearch
-caption-bank` prepare them); otherwise embedded on first use, once, holding a heavy-work slot (about
-1-2 minutes for joint-default's 30,268 captions on a 2-core CPU), and cached for every later start."""
+caption-bank` prepare them); otherwise embedded on first use, once, holding a heavy-work slot, and
+cached for every later start. That takes minutes on a CPU: joint-default's 30,268 captions took 19 on
+a 2-core machine busy with other work (about 27 captions a second)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class ModelCaptions:
             return self._bank
         if not self._lock.acquire(timeout=self.wait_s):
             raise TooBusyError(
-                "the model's caption bank is being prepared (once, 1-2 minutes on a CPU; "
+                "the model's caption bank is being prepared (once, some minutes on a CPU; "
                 "`photosearch caption-bank` does it ahead); retry shortly"
             )
         try:

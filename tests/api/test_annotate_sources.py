@@ -179,3 +179,32 @@ def test_the_bank_is_embedded_on_first_use_then_loaded_at_start_up(tmp_path: Pat
         assert again.state.services.captions.model_captions.loaded
         assert client.post("/v1/annotate", json={"photo_id": photo_id}).json() == answer
     assert np.isfinite([c["score"] for c in answer["captions"]]).all()
+
+
+def test_a_request_that_finds_the_bank_being_embedded_is_told_to_retry(tmp_path: Path) -> None:
+    import threading
+
+    from app.services.limits import HeavyWorkGate
+    from app.services.model_captions import ModelCaptions
+    from models.errors import TooBusyError
+
+    encoder = tiny_encoder(tmp_path / "model")
+    started, release = threading.Event(), threading.Event()
+    embed = encoder.encode_texts
+
+    def slow_embedding(texts: list[str], batch_size: int = 256) -> np.ndarray:
+        started.set()
+        release.wait(10)
+        return embed(texts, batch_size)
+
+    encoder.encode_texts = slow_embedding  # type: ignore[method-assign]
+    captions = ModelCaptions(encoder, tmp_path / "cache", HeavyWorkGate(2, 1.0), wait_s=0.2)
+    first = threading.Thread(target=captions.bank)
+    first.start()
+    assert started.wait(10)
+    with pytest.raises(TooBusyError, match="caption bank is being prepared"):
+        captions.bank()
+    release.set()
+    first.join(10)
+    bank = captions.bank()
+    assert captions.loaded and bank is not None and bank.texts == BANK_TEXTS
