@@ -179,7 +179,8 @@ def test_a_result_opens_with_captions_similar_photos_and_the_file_and_escape_clo
     dialog.wait_for(state="visible")
     page.wait_for_selector("#detail-captions li")
     captions = page.locator("#detail-captions li").all_inner_texts()
-    assert captions and all(re.search(r"\w+.* -?\d\.\d{3}$", c) for c in captions)
+    labels = "from this collection|suggested by the model"  # each caption says where it comes from
+    assert captions and all(re.search(rf"\w+.* -?\d\.\d{{3}}({labels})$", c) for c in captions)
     page.wait_for_function("document.querySelectorAll('#detail-similar .card').length === 6")
     assert page.get_attribute("#detail-file", "href") == f"/v1/photos/{photo_id}/file"
     page.wait_for_function("document.getElementById('detail-image').naturalWidth > 0")
