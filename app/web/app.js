@@ -179,6 +179,11 @@ function el(tag, { dataset = {}, ...props } = {}, ...children) {
   return node;
 }
 
+// A photo nobody captioned is shown by its file name (its folder is in the detail view).
+function fileName(path) {
+  return path.split(/[\\/]/).pop();
+}
+
 function resultCard(hit) {
   const photo = hit.photo;
   const img = el("img", { alt: photo.captions[0] || photo.path, loading: "lazy" });
@@ -194,7 +199,7 @@ function resultCard(hit) {
     el("div", { className: "score", textContent: `score ${hit.score.toFixed(3)}` }),
     ...(copies ? [el("p", { className: "copies", textContent: `+${copies} ${copies === 1 ? "copy" : "copies"}`,
       title: `Also: ${hit.duplicate_ids.map((i) => `#${i}`).join(", ")}` })] : []),
-    el("p", { className: "caption", textContent: photo.captions[0] || photo.path }),
+    el("p", { className: "caption", textContent: photo.captions[0] || fileName(photo.path) }),
     el("p", { className: "taken", textContent: photo.taken_at ? `taken ${photo.taken_at.slice(0, 10)}` : "" }),
     tags,
     more);
@@ -243,7 +248,7 @@ async function openDetail(photoId) {
 }
 
 function fillFacts(photo) {
-  $("detail-title").textContent = photo.path.split(/[\\/]/).pop();
+  $("detail-title").textContent = fileName(photo.path);
   $("detail-image").alt = photo.captions[0] || photo.path;
   const link = $("detail-file");
   link.href = photo.file_url;
