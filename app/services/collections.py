@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +20,11 @@ class CollectionSummary:
     folders: list[str]  # absolute for admins, the folders' own names for other keys
     photos: int  # indexed (status ok)
     last_indexed_at: datetime | None  # the newest search index build of the served model
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Build times are written in UTC; SQLite hands them back without their zone."""
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def shown_folder(path: str, scope: AccessScope) -> str:
@@ -45,7 +50,7 @@ def visible_collections(
                     shown_folder(f, scope) for f in repo.collection_folders(session, collection_id=c.id)
                 ],
                 photos=counts.get(c.name, 0),
-                last_indexed_at=builds.get(c.id),
+                last_indexed_at=as_utc(builds.get(c.id)),
             )
             for c in repo.list_collections(session)
             if scope.allows(c.id)

@@ -61,6 +61,11 @@ def test_train_writes_a_checkpoint_that_serves(small_data: Path, tmp_path: Path)
     assert len(losses) == 6 and losses[-1] < losses[0]
     assert out.is_file() and out.with_suffix(".png").stat().st_size > 10_000
     assert 1 <= result.best_epoch <= 6 and result.report.images == 32 and result.report.captions == 160
+    from models.caption_bank import read_sidecar, sidecar_path, unique_texts
+    from models.training.data import load_captioned_photos
+
+    trained_on = [c for photo in load_captioned_photos(small_data, "train") for c in photo.captions]
+    assert read_sidecar(sidecar_path(out)).texts == unique_texts(trained_on)  # its caption bank
     encoder = create_encoder(str(out), device="cpu")
     from models.training.evaluate import evaluate_encoder
 
