@@ -21,7 +21,7 @@ from app.core.metrics import install_metrics
 from app.services.container import build_services
 from app.storage.db import make_engine, migrate, session_factory
 from models.encoder import Encoder
-from models.registry import create_encoder
+from models.inference import load_encoder
 from models.runtime import tune_allocator
 
 
@@ -37,7 +37,12 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         started = time.perf_counter()
         if model is None:
             model = await run_in_threadpool(
-                create_encoder, settings.model, settings.checkpoint, settings.device, settings.checkpoint_dirs
+                load_encoder,
+                settings.model,
+                settings.checkpoint,
+                settings.device,
+                settings.checkpoint_dirs,
+                settings.inference.serving_options(),
             )
         app.state.model_load_seconds = time.perf_counter() - started  # /metrics
         app.state.services = build_services(settings, model, session_factory(engine))

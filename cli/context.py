@@ -13,7 +13,8 @@ from app.services.search import SearchService
 from app.storage.db import make_engine, migrate, session_factory
 from models.encoder import Encoder
 from models.errors import NotReadyError
-from models.registry import create_encoder, load_model_config
+from models.inference import load_encoder
+from models.registry import load_model_config
 from models.runtime import resolve_device
 
 
@@ -47,7 +48,13 @@ def open_sessions(settings: Settings) -> sessionmaker[Session]:
 
 
 def open_encoder(settings: Settings) -> Encoder:
-    return create_encoder(settings.model, settings.checkpoint, settings.device, settings.checkpoint_dirs)
+    return load_encoder(
+        settings.model,
+        settings.checkpoint,
+        settings.device,
+        settings.checkpoint_dirs,
+        settings.inference.serving_options(),
+    )
 
 
 def open_service(settings: Settings) -> SearchService:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cli.export_commands import PresetOption, with_preset
 from cli.options import console, settings_for
 
 
@@ -23,6 +24,7 @@ def index(
     label_top_k: Annotated[
         int | None, typer.Option(help="Most tags a photo keeps from --labels (default from settings).")
     ] = None,
+    preset: PresetOption = None,
     allow_empty: Annotated[
         bool, typer.Option(help="Accept that a folder which held photos is now empty (they are removed).")
     ] = False,
@@ -37,7 +39,7 @@ def index(
     from indexer.labels import LabelOptions
     from indexer.pipeline import index_folder
 
-    settings = settings_for(model)
+    settings = with_preset(settings_for(model), preset)
     overrides = {"batch_size": batch_size, "workers": workers}
     cfg = settings.indexer.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     root = checked_folder(path)

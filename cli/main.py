@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from cli import (
     caption_commands,
     evaluation_commands,
+    export_commands,
     index_commands,
     key_commands,
     label_commands,
@@ -87,6 +88,7 @@ for commands in (
     training_commands,
     evaluation_commands,
     key_commands,
+    export_commands,
 ):
     commands.register(app)
 

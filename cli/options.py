@@ -52,10 +52,14 @@ def settings_for(model: str | None = None) -> Settings:
 
 
 def encoder_for(model: str | None, checkpoint: str | None, device: str | None) -> Encoder:
-    from models.registry import create_encoder
+    from models.inference import load_encoder
 
     settings = current_settings()
     weights = checkpoint if checkpoint is not None else (None if model else settings.checkpoint)
-    return create_encoder(
-        model or settings.model, weights, device or settings.device, settings.checkpoint_dirs
+    return load_encoder(
+        model or settings.model,
+        weights,
+        device or settings.device,
+        settings.checkpoint_dirs,
+        settings.inference.serving_options(),
     )

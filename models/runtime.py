@@ -1,4 +1,5 @@
-"""Process-level choices: the device to run on, and allocator tuning for CPU inference and training."""
+"""Process-level choices: the device and the runtime (PyTorch or ONNX Runtime) to run on, and allocator
+tuning for CPU inference and training."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+from typing import Literal
 
 import torch
 
@@ -59,3 +61,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         # Otherwise torch fails deep inside the first .to(device) with a driver message.
         raise InvalidInputError(f"device {device!r} asked for, but no CUDA GPU is usable: use cpu or auto")
     return resolved
+
+
+RuntimeName = Literal["auto", "torch", "onnx"]
+RUNTIMES: tuple[RuntimeName, ...] = ("auto", "torch", "onnx")
+
+
+def resolve_runtime(runtime: str, device: torch.device) -> Literal["torch", "onnx"]:
+    """ "auto" → ONNX Runtime on the CPU (exported towers run faster there than eager PyTorch) and
+    PyTorch on CUDA; "onnx" is CPU-only here, so asking for it with a GPU device is an error."""
+    if runtime not in RUNTIMES:
+        raise InvalidInputError(f"unknown runtime {runtime!r}: use one of {list(RUNTIMES)}")
+    if runtime == "torch":
+        return "torch"
+    if device.type != "cpu":
+        if runtime == "onnx":
+            raise InvalidInputError(
+                f"runtime 'onnx' runs on the CPU only, not on {device}: use torch or auto"
+            )
+        return "torch"
+    return "onnx"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.images import DEFAULT_MAX_PIXELS
+from models.inference import ServingOptions
 
 
 class ApiSettings(BaseModel):
@@ -70,6 +72,24 @@ class AuthSettings(BaseModel):
     cache_seconds: float = 0.0
 
 
+class InferenceSettings(BaseModel):
+    """How the model embeds (models/inference.py): on which runtime, with which test-time preset."""
+
+    # auto: ONNX Runtime on the CPU, PyTorch on CUDA; torch; onnx (CPU only)
+    runtime: Literal["auto", "torch", "onnx"] = "auto"
+    # fast | balanced | best (models/joint/config.py); None: the default the measurements chose. Part of
+    # the model key, so an index is never fed vectors of two presets
+    preset: Literal["fast", "balanced", "best"] | None = None
+    # int8 ONNX towers (opt-in; costs recall, benchmarks/runtime.md): none | text | all
+    quantize: Literal["none", "text", "all"] = "none"
+    onnx_cache_dir: Path | None = None  # None: ~/.cache/photosearch/onnx (exports keyed by checkpoint hash)
+
+    def serving_options(self) -> ServingOptions:
+        return ServingOptions(
+            runtime=self.runtime, preset=self.preset, quantize=self.quantize, cache_dir=self.onnx_cache_dir
+        )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PHOTOSEARCH_", env_nested_delimiter="__")
 
@@ -87,6 +107,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     indexer: IndexerSettings = IndexerSettings()
     auth: AuthSettings = AuthSettings()
+    inference: InferenceSettings = InferenceSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -40,6 +40,7 @@ from models.clip.weights import (
 )
 from models.encoder import Encoder, l2_normalise
 from models.errors import InvalidInputError
+from models.onnx_runtime import QUANTIZE_KEYS, OnnxTowers
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-class ClipEncoder(Encoder):
+class ClipEncoder(OnnxTowers, Encoder):
     family = "clip"
 
     def __init__(
@@ -94,6 +95,11 @@ class ClipEncoder(Encoder):
         self.precision = precision
         self.amp_dtype = autocast_dtype(device, precision)
         self.max_batch = self.suggested_batch_size()
+
+    @property
+    def key(self) -> str:
+        """The weights, plus int8 when quantized: such vectors never share an index with fp32 ones."""
+        return f"{self.name}@{self.checkpoint_digest[:12]}{QUANTIZE_KEYS[self.quantize]}"
 
     @property
     def logit_scale(self) -> float:  # type: ignore[override]
@@ -126,6 +132,8 @@ class ClipEncoder(Encoder):
         return self._chunked(self._encode_pixels, pixels)
 
     def _encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        if self.image_session is not None:
+            return l2_normalise(torch.from_numpy(self.image_session.run(pixels.float().contiguous().numpy())))
         pixels = pixels.to(self.device, non_blocking=True)
         with autocast(self.device, self.amp_dtype):
             features = self.model.encode_image(pixels)  # (b, dim)
@@ -139,6 +147,10 @@ class ClipEncoder(Encoder):
         return self._chunked(self._encode_tokens, tokens, limit=batch_size)
 
     def _encode_tokens(self, tokens: torch.Tensor) -> np.ndarray:
+        if self.text_session is not None:
+            return l2_normalise(
+                torch.from_numpy(self.text_session.run(tokens.cpu().numpy().astype(np.int64)))
+            )
         with autocast(self.device, self.amp_dtype):
             features = self.model.encode_text(tokens.to(self.device))  # (b, dim)
         return l2_normalise(features)

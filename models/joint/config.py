@@ -164,3 +164,26 @@ class JointConfig(StrictConfig):
     test_time: ServingConfig | None = None
     query_bank: QueryBankConfig | None = None
     reranker: RerankerConfig | None = None
+
+
+PresetName = Literal["fast", "balanced", "best"]
+PRESETS: tuple[PresetName, ...] = ("fast", "balanced", "best")
+# The default: the fastest preset within 1 R@1 point of "best" both ways (text→photo and photo→text,
+# Flickr8k val, query bank on). Measured for joint-default in benchmarks/runtime.md.
+DEFAULT_PRESET: PresetName = "best"
+
+
+def serving_preset(config: JointConfig, preset: PresetName) -> ServingConfig:
+    """A named test-time preset for this model, made from its own config:
+
+    - fast: one pass at the training resolution, no mirror image;
+    - balanced: one pass at the served resolution (test_time.image_size) with its mirror image;
+    - best: the config's own "test_time" section, as the checkpoint was shipped."""
+    shipped = config.test_time or ServingConfig()
+    if preset == "best":
+        return shipped
+    if preset == "balanced":
+        return ServingConfig(image_size=shipped.image_size, hflip=True)
+    if preset == "fast":
+        return ServingConfig(image_size=config.preprocess.image_size)
+    raise ValueError(f"unknown preset {preset!r}: use one of {list(PRESETS)}")

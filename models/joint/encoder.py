@@ -10,13 +10,14 @@ from PIL import Image
 
 from models.checkpoint import Checkpoint
 from models.encoder import Encoder, Reranker, l2_normalise
-from models.joint.config import JointConfig, ServingConfig
+from models.joint.config import DEFAULT_PRESET, JointConfig, PresetName, ServingConfig, serving_preset
 from models.joint.model import JointModel
+from models.onnx_runtime import QUANTIZE_KEYS, OnnxTowers
 from models.preprocess import PreprocessConfig
 from models.query_bank import QueryBank, split_bank_tensors
 
 
-class JointEncoder(Encoder):
+class JointEncoder(OnnxTowers, Encoder):
     family = "joint"
 
     def __init__(
@@ -34,19 +35,40 @@ class JointEncoder(Encoder):
         # training one (a CNN trained at 224 px sees more detail at 256-288 px), the mean of the
         # photo and its mirror image, and further resolutions averaged in ("extra_sizes": each made
         # from the image_size pixels by an antialiased bicubic resize, so photos are decoded once).
-        # Training always uses "preprocess".
-        test_time = model.config.test_time or ServingConfig()
-        preprocess = model.config.preprocess
-        if test_time.image_size is not None:
-            preprocess = preprocess.model_copy(update={"image_size": test_time.image_size})
-        self.preprocess = preprocess
-        self.hflip = test_time.hflip
-        self.extra_sizes = list(test_time.extra_sizes)
+        # Training always uses "preprocess". A named preset (apply_preset) replaces it.
+        self.shipped = self._resolved(model.config.test_time or ServingConfig())
+        self.preset: PresetName = "best"
+        self.preprocess, self.hflip, self.extra_sizes = self.shipped
         self.query_bank = query_bank
         self.checkpoint_digest = digest
         self.device = device
         self.logit_scale = float(model.logit_scale.detach().exp().clamp(max=100.0))
-        self.reranker = JointReranker(self.model, preprocess, device) if model.reranker is not None else None
+        self.reranker = (
+            JointReranker(self.model, self.preprocess, device) if model.reranker is not None else None
+        )
+
+    def _resolved(self, serving: ServingConfig) -> tuple[PreprocessConfig, bool, list[int]]:
+        """A test-time section → (preprocess at its resolution, mirror on, extra resolutions)."""
+        preprocess = self.model.config.preprocess
+        if serving.image_size is not None:
+            preprocess = preprocess.model_copy(update={"image_size": serving.image_size})
+        return preprocess, serving.hflip, list(serving.extra_sizes)
+
+    def apply_preset(self, preset: PresetName | None = None) -> JointEncoder:
+        """Embed photos with a named test-time preset (models/joint/config.py; None: the default)."""
+        self.preset = preset or DEFAULT_PRESET
+        self.preprocess, self.hflip, self.extra_sizes = self._resolved(
+            serving_preset(self.model.config, self.preset)
+        )
+        return self
+
+    @property
+    def key(self) -> str:
+        """The weights, plus the preset when it is not the shipped test-time setting and int8 when
+        quantized: photos embedded another way never share an index with these."""
+        served = (self.preprocess, self.hflip, self.extra_sizes)
+        preset = "" if served == self.shipped else f"+{self.preset}"
+        return f"{self.name}@{self.checkpoint_digest[:12]}{preset}{QUANTIZE_KEYS[self.quantize]}"
 
     @torch.inference_mode()
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
@@ -58,18 +80,30 @@ class JointEncoder(Encoder):
             for size in self.extra_sizes
         ]
         views = scales + [scale.flip(-1) for scale in scales] if self.hflip else scales  # + mirror images
-        vectors = [torch.nn.functional.normalize(self.model.encode_image(v).float(), dim=-1) for v in views]
+        vectors = [self._embed_view(v) for v in views]
         return l2_normalise(torch.stack(vectors).sum(dim=0))
+
+    def _embed_view(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(batch, 3, H, W) → (batch, dim) unit vectors, through ONNX Runtime when it is on."""
+        if self.image_session is not None:
+            return torch.from_numpy(self.image_session.run(pixels.cpu().contiguous().numpy()))
+        return torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        chunks = [
-            l2_normalise(self.model.encode_text(texts[i : i + batch_size]))
-            for i in range(0, len(texts), batch_size)
-        ]
+        chunks = [self._embed_texts(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
         return np.concatenate(chunks)
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if self.text_session is None:
+            return l2_normalise(self.model.encode_text(texts))
+        tokens = self.model.text_tower._tokens(texts)  # the tokenizer stays outside the graph
+        ids = tokens["input_ids"]
+        types = tokens.get("token_type_ids", torch.zeros_like(ids))
+        arrays = [t.cpu().numpy().astype(np.int64) for t in (ids, tokens["attention_mask"], types)]
+        return l2_normalise(torch.from_numpy(self.text_session.run(*arrays)))
 
 
 class JointReranker(Reranker):

@@ -1,0 +1,192 @@
+"""Exporting an encoder's towers to ONNX, by code, from the loaded checkpoint.
+
+Each tower (image tower + projection head; text tower + head, the tokenizer staying outside the graph)
+becomes one ONNX file with a dynamic batch axis; the image graph also takes any height and width, so
+one file serves every test-time resolution. Files are cached in a folder named by a hash of the
+checkpoint file's bytes, this code's export version and the opset: a changed checkpoint never meets
+a stale export. Each file is written atomically (temp file, fsync, rename) with a sidecar holding its
+sha256, so a file damaged later is noticed and exported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.checkpoint import file_digest
+from models.encoder import Encoder
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1  # bump when a graph below changes: older exports are then never used
+OPSET = 17
+
+
+@dataclass
+class TowerGraph:
+    """What torch.onnx.export needs for one tower; `name` is its file stem ("image", "text")."""
+
+    name: str
+    module: nn.Module
+    example: tuple[torch.Tensor, ...]
+    inputs: list[str]
+    dynamic_axes: dict[str, dict[int, str]]
+
+
+class _Method(nn.Module):
+    """One method of a model as a module to trace: `encode_image` (pixels → vectors) or `encode_text`."""
+
+    def __init__(self, model: Any, method: str) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return getattr(self.model, self.method)(*inputs)
+
+
+class _MiniLMText(nn.Module):
+    """Token ids, mask and type ids (batch, tokens) → (batch, dim) unit vectors: the MiniLM tower
+    run as forward_frozen + forward_trainable do (embeddings, all layers, masked mean), then the head."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> Any:
+        tower = self.model.text_tower
+        hidden = tower._bert().embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        hidden = tower._run_layers(hidden, attention_mask, tower._layers()[: tower.split])
+        return self.model.embed_text_features(tower.forward_trainable(hidden, attention_mask))
+
+
+def joint_graphs(encoder: Any) -> list[TowerGraph]:
+    """The joint family's towers. A text tower other than MiniLM (the caption-vocabulary towers)
+    tokenizes inside PyTorch and is not exported: it stays on PyTorch."""
+    model = encoder.model
+    side = encoder.preprocess.image_size
+    image_axes = {"pixels": {0: "batch", 2: "height", 3: "width"}, "vectors": {0: "batch"}}
+    graphs = [
+        TowerGraph(
+            "image", _Method(model, "encode_image"), (torch.zeros(2, 3, side, side),), ["pixels"], image_axes
+        )
+    ]
+    if hasattr(model.text_tower, "_bert"):
+        tokens = {k: v.cpu() for k, v in model.text_tower._tokens(["a photo", "two dogs on a beach"]).items()}
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        text_axes = {name: {0: "batch", 1: "tokens"} for name in names} | {"vectors": {0: "batch"}}
+        example = tuple(tokens.get(name, torch.zeros_like(tokens["input_ids"])) for name in names)
+        graphs.append(TowerGraph("text", _MiniLMText(model), example, names, text_axes))
+    return graphs
+
+
+def clip_graphs(encoder: Any) -> list[TowerGraph]:
+    """The clip family's towers: open_clip's encode_image and encode_text (tokens from its tokenizer)."""
+    side = encoder.preprocess.image_size
+    tokens = encoder.tokenizer(["a photo", "two dogs on a beach"]).cpu()  # (2, context_length)
+    return [
+        TowerGraph(
+            "image",
+            _Method(encoder.model, "encode_image"),
+            (torch.zeros(2, 3, side, side),),
+            ["pixels"],
+            {"pixels": {0: "batch"}, "vectors": {0: "batch"}},
+        ),
+        TowerGraph(
+            "text",
+            _Method(encoder.model, "encode_text"),
+            (tokens,),
+            ["tokens"],
+            {"tokens": {0: "batch"}, "vectors": {0: "batch"}},
+        ),
+    ]
+
+
+def tower_graphs(encoder: Encoder) -> list[TowerGraph]:
+    return joint_graphs(encoder) if encoder.family == "joint" else clip_graphs(encoder)
+
+
+def export_folder(cache_dir: Path, encoder: Encoder) -> Path:
+    """Where this encoder's exports live: named by the checkpoint bytes, export version and opset."""
+    fingerprint = (
+        f"{encoder.checkpoint_digest}|export-{EXPORT_VERSION}|opset-{OPSET}|torch-{torch.__version__}"
+    )
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"{encoder.name}-{digest}"
+
+
+def checksum_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.sha256")
+
+
+def write_atomically(path: Path, produce: Callable[[Path], None]) -> Path:
+    """produce(temp path) writes the file; it is fsynced and renamed into place with its checksum,
+    so a reader sees a whole file or none, even with several processes exporting at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        produce(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        checksum = checksum_path(path)
+        checksum_tmp = checksum.with_name(f".{checksum.name}.tmp-{os.getpid()}")
+        checksum_tmp.write_text(file_digest(tmp) + "\n")
+        os.replace(tmp, path)
+        os.replace(checksum_tmp, checksum)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def export_graph(graph: TowerGraph, path: Path) -> Path:
+    """One tower to `path` (atomically)."""
+
+    def produce(tmp: Path) -> None:
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        # nn.MultiheadAttention's inference fast path (open_clip's towers) is one fused op ONNX lacks
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            _trace(graph, tmp)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+
+    log.info("exporting the %s tower to %s", graph.name, path)
+    return write_atomically(path, produce)
+
+
+def _trace(graph: TowerGraph, tmp: Path) -> None:
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(
+            graph.module.eval(),
+            graph.example,
+            str(tmp),
+            input_names=graph.inputs,
+            output_names=["vectors"],
+            dynamic_axes=graph.dynamic_axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def quantize_int8(source: Path, path: Path) -> Path:
+    """Dynamic int8 quantization of the weights of matrix products (onnxruntime.quantization):
+    activations stay float and are quantized on the fly."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def produce(tmp: Path) -> None:
+        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+
+    log.info("quantizing %s to int8 at %s", source.name, path)
+    return write_atomically(path, produce)

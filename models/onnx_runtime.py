@@ -1,0 +1,142 @@
+"""Running an encoder's towers on the CPU through ONNX Runtime.
+
+`use_onnx(encoder, cache_dir)` exports the towers on first use (models/onnx_export.py), opens one
+session per tower and hands them to the encoder, which then embeds through them; everything around
+the graphs (tokenizer, test-time resizes and mirror images, normalisation) stays the encoder's.
+A cached file whose checksum no longer matches, or which ONNX Runtime cannot open, is exported again
+with a warning; a changed checkpoint gets a new folder, so a stale export is never used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from models.checkpoint import file_digest
+from models.encoder import Encoder
+from models.errors import InvalidInputError
+from models.onnx_export import (
+    TowerGraph,
+    checksum_path,
+    export_folder,
+    export_graph,
+    quantize_int8,
+    tower_graphs,
+)
+
+log = logging.getLogger(__name__)
+
+QuantizeName = Literal["none", "text", "all"]
+QUANTIZE_CHOICES: tuple[QuantizeName, ...] = ("none", "text", "all")
+# Encoder.key suffixes: int8 vectors differ from fp32 ones by more than rounding, so they never share an index
+QUANTIZE_KEYS = {"none": "", "text": "+int8text", "all": "+int8"}
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/photosearch/onnx (~/.cache/...): shared by every data folder of the user,
+    which is safe because exports are keyed by the checkpoint's bytes."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "photosearch" / "onnx"
+
+
+def session_options(threads: int | None = None) -> object:
+    """Intra-op threads = the cores (or `threads`), all graph optimisations, one inter-op thread."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: the optimiser's notes are not the user's business
+    return options
+
+
+@dataclass
+class TowerSession:
+    """One exported tower: its session and the names of its inputs, in the graph's order."""
+
+    path: Path
+    session: object  # onnxruntime.InferenceSession
+    inputs: list[str] = field(default_factory=list)
+
+    def run(self, *arrays: np.ndarray) -> np.ndarray:
+        feeds = dict(zip(self.inputs, arrays, strict=True))
+        (vectors,) = self.session.run(["vectors"], feeds)  # type: ignore[attr-defined]
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class OnnxTowers:
+    """What an encoder needs to run its towers through ONNX Runtime: set by use_onnx, None meanwhile."""
+
+    image_session: TowerSession | None = None
+    text_session: TowerSession | None = None
+    quantize: str = "none"
+
+    def use_sessions(self, image: TowerSession | None, text: TowerSession | None, quantize: str) -> None:
+        """Run the towers through these sessions (None: that tower stays on PyTorch)."""
+        self.image_session, self.text_session, self.quantize = image, text, quantize
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if self.image_session is not None else "torch"
+
+
+def _intact(path: Path) -> bool:
+    checksum = checksum_path(path)
+    if not path.is_file() or not checksum.is_file():
+        return False
+    return checksum.read_text().strip() == file_digest(path)
+
+
+def _open(path: Path, threads: int | None) -> TowerSession:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    return TowerSession(path, session, [i.name for i in session.get_inputs()])
+
+
+def open_tower(graph: TowerGraph, folder: Path, quantized: bool, threads: int | None = None) -> TowerSession:
+    """The tower's session, exported (and quantized) first when the cache lacks an intact file."""
+    plain = folder / f"{graph.name}.onnx"
+    target = folder / f"{graph.name}-int8.onnx" if quantized else plain
+    if _intact(target):
+        try:
+            return _open(target, threads)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            log.warning("cached ONNX file %s cannot be opened (%s): exporting it again", target, exc)
+    elif target.exists():
+        log.warning("cached ONNX file %s is damaged (checksum mismatch): exporting it again", target)
+    if not quantized or not _intact(plain):
+        export_graph(graph, plain)
+    if quantized:
+        quantize_int8(plain, target)
+    return _open(target, threads)
+
+
+def use_onnx(
+    encoder: Encoder,
+    cache_dir: Path | None = None,
+    quantize: QuantizeName = "none",
+    threads: int | None = None,
+) -> Encoder:
+    """Switch `encoder` (on the CPU) to ONNX Runtime towers, exporting them on first use."""
+    if quantize not in QUANTIZE_CHOICES:
+        raise InvalidInputError(f"unknown quantize {quantize!r}: use one of {list(QUANTIZE_CHOICES)}")
+    if encoder.device.type != "cpu":
+        raise InvalidInputError(f"ONNX Runtime runs the towers on the CPU here, not on {encoder.device}")
+    folder = export_folder(cache_dir or default_cache_dir(), encoder)
+    sessions = {
+        graph.name: open_tower(
+            graph, folder, quantize == "all" or (quantize == "text" and graph.name == "text"), threads
+        )
+        for graph in tower_graphs(encoder)
+    }
+    if not isinstance(encoder, OnnxTowers):
+        raise InvalidInputError(f"the {encoder.family} family has no ONNX export: use the torch runtime")
+    encoder.use_sessions(sessions.get("image"), sessions.get("text"), quantize)
+    return encoder

@@ -1,0 +1,169 @@
+"""CPU inference through ONNX Runtime: the exported towers embed as PyTorch does (real photos, real
+captions, the shipped model and a clip model through the real loading code), exports are cached by the
+checkpoint's bytes, and a damaged cache file is exported again."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models.checkpoint import save_checkpoint
+from models.clip.encoder import random_clip_encoder
+from models.clip.export import save_clip_checkpoint
+from models.clip.tiny import tiny_clip_config
+from models.encoder import Encoder
+from models.errors import InvalidInputError
+from models.inference import ServingOptions, load_encoder, serve_encoder
+from models.joint.model import JointModel
+from models.joint.vocab import build_vocab
+from models.onnx_export import export_folder
+from models.registry import create_encoder
+from models.runtime import resolve_runtime
+from tests.builders.photos import SHARED, shared_rows
+from tests.builders.tiny_models import tiny_config
+from tests.models.test_model_configs import REFERENCE, REFERENCE_TEXTS
+
+MAX_ABS = 1e-4  # per coordinate, unit vectors
+MIN_COSINE = 0.9999
+
+
+def assert_same_vectors(got: np.ndarray, expected: np.ndarray) -> None:
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert float(np.abs(got - expected).max()) < MAX_ABS
+    assert float((got * expected).sum(axis=1).min()) > MIN_COSINE
+
+
+def val_photos(count: int, skip: int = 0) -> list[Image.Image]:
+    return [Image.open(SHARED / row["image"]).convert("RGB") for row in shared_rows("val", count, skip)]
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
+    """The shipped default model served through ONNX Runtime (exported into a fresh cache)."""
+    cache = tmp_path_factory.mktemp("onnx")
+    return load_encoder(
+        "joint-default", device="cpu", options=ServingOptions(runtime="onnx", cache_dir=cache)
+    )
+
+
+def test_the_default_model_embeds_photos_and_captions_as_pytorch_does(
+    encoder: Encoder, onnx_encoder: Encoder
+) -> None:
+    rows = shared_rows("val", 6, skip=20)
+    photos = [Image.open(SHARED / row["image"]).convert("RGB") for row in rows]
+    captions = [c for row in rows for c in row["captions"]]
+    assert onnx_encoder.runtime == "onnx" and encoder.runtime == "torch"  # type: ignore[attr-defined]
+    assert_same_vectors(onnx_encoder.encode_images(photos), encoder.encode_images(photos))
+    assert_same_vectors(onnx_encoder.encode_texts(captions), encoder.encode_texts(captions))
+    # the same vectors: an index built on one runtime is served by the other
+    assert onnx_encoder.key == encoder.key
+
+
+def test_the_onnx_path_matches_the_shipped_reference_vectors(onnx_encoder: Encoder) -> None:
+    reference = np.load(REFERENCE)
+    assert onnx_encoder.key == str(reference["joint-default.key"])
+    assert_same_vectors(onnx_encoder.encode_images(val_photos(2)), reference["joint-default.images"])
+    assert_same_vectors(onnx_encoder.encode_texts(REFERENCE_TEXTS), reference["joint-default.texts"])
+
+
+def test_the_best_hit_of_a_caption_is_the_same_photo_on_both_runtimes(
+    encoder: Encoder, onnx_encoder: Encoder
+) -> None:
+    rows = shared_rows("val", 8, skip=40)
+    photos = [Image.open(SHARED / row["image"]).convert("RGB") for row in rows]
+    queries = [row["captions"][0] for row in rows]
+    torch_hits = (encoder.encode_texts(queries) @ encoder.encode_images(photos).T).argmax(axis=1)
+    onnx_hits = (onnx_encoder.encode_texts(queries) @ onnx_encoder.encode_images(photos).T).argmax(axis=1)
+    assert list(onnx_hits) == list(torch_hits)
+
+
+def tiny_joint_checkpoint(path: Path, seed: int) -> Path:
+    """A tiny joint model (scratch CNN, bag of words) with random weights, saved as a checkpoint."""
+    torch.manual_seed(seed)
+    tiny = tiny_config("bow")
+    config = tiny.replace(
+        text_tower=tiny.text_tower.model_copy(update={"vocab": tuple(build_vocab(["a dog"] * 2))})
+    )
+    model = JointModel(config).eval()
+    return save_checkpoint(path, config=config, state_dict=model.checkpoint_state())
+
+
+def test_a_changed_checkpoint_never_uses_the_stale_export(tmp_path: Path) -> None:
+    cache = tmp_path / "onnx"
+    options = ServingOptions(runtime="onnx", cache_dir=cache)
+    checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
+    photos = val_photos(3)
+    first = load_encoder(str(checkpoint), device="cpu", options=options)
+    first_vectors = first.encode_images(photos)
+    tiny_joint_checkpoint(checkpoint, seed=2)  # new weights, same file name
+    second = load_encoder(str(checkpoint), device="cpu", options=options)
+    torch_second = create_encoder(str(checkpoint), device="cpu")
+    assert_same_vectors(second.encode_images(photos), torch_second.encode_images(photos))
+    assert float(np.abs(second.encode_images(photos) - first_vectors).max()) > 0.01
+    assert export_folder(cache, first) != export_folder(cache, second)
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_a_damaged_cached_file_is_exported_again_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = ServingOptions(runtime="onnx", cache_dir=tmp_path / "onnx")
+    checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
+    photos = val_photos(2)
+    expected = create_encoder(str(checkpoint), device="cpu").encode_images(photos)
+    first = load_encoder(str(checkpoint), device="cpu", options=options)
+    exported = first.image_session.path  # type: ignore[attr-defined]
+    for damage in (b"", exported.read_bytes()[:1000]):  # emptied; cut short
+        exported.write_bytes(damage)
+        with caplog.at_level(logging.WARNING, logger="models.onnx_runtime"):
+            again = load_encoder(str(checkpoint), device="cpu", options=options)
+        assert "damaged" in caplog.text and str(exported) in caplog.text
+        caplog.clear()
+        assert_same_vectors(again.encode_images(photos), expected)
+    assert not [p for p in exported.parent.iterdir() if ".tmp-" in p.name]  # no temp files left behind
+
+
+def test_a_clip_model_embeds_as_pytorch_does_through_the_real_loading_code(tmp_path: Path) -> None:
+    saved = save_clip_checkpoint(
+        random_clip_encoder(tiny_clip_config(), torch.device("cpu"), seed=5), tmp_path / "clip.safetensors"
+    )
+    reference = create_encoder(str(saved), device="cpu")
+    served = load_encoder(
+        str(saved), device="cpu", options=ServingOptions(runtime="onnx", cache_dir=tmp_path / "onnx")
+    )
+    assert served.runtime == "onnx" and served.key == reference.key  # type: ignore[attr-defined]
+    photos = val_photos(3)
+    texts = ["a dog on a beach", "two children playing football", "a man in a red jacket climbs a rock"]
+    assert_same_vectors(served.encode_images(photos), reference.encode_images(photos))
+    assert_same_vectors(served.encode_texts(texts), reference.encode_texts(texts))
+
+
+def test_runtime_choice() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_runtime("auto", cpu) == "onnx" and resolve_runtime("auto", cuda) == "torch"
+    assert resolve_runtime("torch", cpu) == "torch"
+    with pytest.raises(InvalidInputError, match="CPU only"):
+        resolve_runtime("onnx", cuda)
+    with pytest.raises(InvalidInputError, match=r"unknown runtime 'tensorrt': use one of \['auto'"):
+        resolve_runtime("tensorrt", cpu)
+
+
+def test_quantized_towers_are_opt_in_and_keyed_apart(tmp_path: Path) -> None:
+    checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
+    plain = create_encoder(str(checkpoint), device="cpu")
+    options = ServingOptions(runtime="onnx", quantize="all", cache_dir=tmp_path / "onnx")
+    quantized = load_encoder(str(checkpoint), device="cpu", options=options)
+    assert quantized.key == f"{plain.key}+int8"
+    assert quantized.image_session.path.name == "image-int8.onnx"  # type: ignore[attr-defined]
+    photos = val_photos(3)
+    cosines = (quantized.encode_images(photos) * plain.encode_images(photos)).sum(axis=1)
+    assert cosines.min() > 0.95  # close, not equal: which is why it is keyed apart
+    with pytest.raises(InvalidInputError, match="int8 quantization runs through ONNX Runtime"):
+        serve_encoder(
+            create_encoder(str(checkpoint), device="cpu"), ServingOptions(runtime="torch", quantize="all")
+        )
