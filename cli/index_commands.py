@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.export_commands import PresetOption, with_preset
 from cli.options import console, settings_for
+from models.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
+    from indexer.embedding import PhotoSource
+    from models.encoder import Encoder
 
 
 def index(
@@ -28,6 +34,18 @@ def index(
     allow_empty: Annotated[
         bool, typer.Option(help="Accept that a folder which held photos is now empty (they are removed).")
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Decode and embed on a Ray cluster: its address (auto, ray://HOST:10001) or 'local' "
+            "for a Ray instance on this machine. SQL and index writes stay here.",
+        ),
+    ] = None,
+    ray_cpus: Annotated[
+        int, typer.Option(help="CPUs each model replica takes on a Ray cluster without GPUs.")
+    ] = 2,
 ) -> None:
     """Index a folder into a collection: new and changed photos are embedded, renames kept, photos
     gone from this folder removed (the collection's other folders are left as they are). Every input
@@ -45,6 +63,7 @@ def index(
     root = checked_folder(path)
     caption_rows = read_captions_file(captions) if captions is not None else None
     label_options = LabelOptions.from_settings(labels, cfg, top_k=label_top_k) if labels else None
+    check_ray(ray, ray_cpus)
     encoder = open_encoder(settings)
     report = index_folder(
         root=root,
@@ -56,9 +75,39 @@ def index(
         labels=label_options,
         settings=cfg,
         allow_empty=allow_empty,
+        photo_source=ray_source(settings, encoder, ray, ray_cpus) if ray else None,
     )
     print_index_report(console, report)
     ready_bank(encoder, settings)  # annotation's model captions: embedded once, then cached
+
+
+def check_ray(address: str | None, cpus: int) -> None:
+    """--ray's inputs, checked before the model loads."""
+    if address is None:
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise InvalidInputError("--ray needs Ray: pip install 'photosearch[ray]' (on every node)") from exc
+    if cpus < 1:
+        raise InvalidInputError(f"--ray-cpus must be at least 1, not {cpus}")
+
+
+def ray_source(settings: Settings, encoder: Encoder, address: str, cpus: int) -> PhotoSource:
+    """Where `--ray` sends the photos: replicas that load the model this run indexes with."""
+    from indexer.ray_embedding import ModelSpec, RayOptions, RayPhotoSource
+
+    checkpoint = str(settings.checkpoint) if settings.checkpoint else None
+    spec = ModelSpec(
+        model=settings.model,
+        checkpoint=checkpoint,
+        checkpoint_dirs=tuple(str(d) for d in settings.checkpoint_dirs),
+        options=settings.inference.serving_options(),
+        key=encoder.key,
+    )
+    return RayPhotoSource(
+        spec, RayOptions(address=None if address == "local" else address, cpus_per_replica=cpus)
+    )
 
 
 def register(app: typer.Typer) -> None:
