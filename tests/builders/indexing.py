@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.services.index_cache import IndexCache
 from app.storage.db import make_engine, migrate, session_factory
 from app.storage.tables import Photo, PhotoTag
+from indexer.embedding import PhotoSource
 from indexer.inputs import read_captions_file
 from indexer.labels import LabelOptions
 from indexer.pipeline import IndexReport, index_folder
@@ -24,8 +25,12 @@ def run_index(
     collection: str = "default",
     labels: LabelOptions | None = None,
     allow_empty: bool = False,
+    *,
+    batch_size: int = 8,
+    workers: int = 0,
+    photo_source: PhotoSource | None = None,
 ) -> IndexReport:
-    """One run as `photosearch index` makes it, in batches of 8 photos decoded in-process."""
+    """One run as `photosearch index` makes it, by default in batches of 8 photos decoded in-process."""
     engine = make_engine(settings.db_url)
     migrate(engine)
     try:
@@ -37,9 +42,10 @@ def run_index(
             index_dir=settings.index_dir,
             captions=read_captions_file(captions) if captions is not None else None,
             labels=labels,
-            settings=settings.indexer.model_copy(update={"batch_size": 8, "workers": 0}),
+            settings=settings.indexer.model_copy(update={"batch_size": batch_size, "workers": workers}),
             show_progress=False,
             allow_empty=allow_empty,
+            photo_source=photo_source,
         )
     finally:
         engine.dispose()

@@ -7,31 +7,16 @@ from pathlib import Path
 import pytest
 
 from app.core.config import Settings
-from app.storage.db import make_engine, migrate, session_factory
 from app.storage.tables import Photo, PhotoEmbedding
 from indexer import embedding
-from indexer.pipeline import index_folder
 from models.encoder import Encoder
 from models.loading import CRASH_ON_ENV
-from tests.builders.indexing import served_ids, table
+from tests.builders.indexing import run_index, served_ids, table
 from tests.builders.photos import copy_shared_photos
 
 
 def index_with_workers(settings: Settings, encoder: Encoder, root: Path) -> None:
-    engine = make_engine(settings.db_url)
-    migrate(engine)
-    try:
-        index_folder(
-            root=root,
-            collection="default",
-            encoder=encoder,
-            sessions=session_factory(engine),
-            index_dir=settings.index_dir,
-            settings=settings.indexer.model_copy(update={"batch_size": 4, "workers": 2}),
-            show_progress=False,
-        )
-    finally:
-        engine.dispose()
+    run_index(settings, encoder, root, batch_size=4, workers=2)
 
 
 def rows(settings: Settings) -> dict[str, Photo]:

@@ -11,13 +11,11 @@ import pytest
 
 from app.core.config import Settings
 from app.storage import repository as repo
-from app.storage.db import make_engine, migrate, session_factory
 from app.storage.tables import Photo, PhotoEmbedding
-from indexer.pipeline import index_folder
 from indexer.ray_embedding import DIE_MARKER_ENV, DIE_ON_ENV, ModelSpec, RayOptions, RayPhotoSource
 from models.encoder import Encoder
 from models.inference import ServingOptions
-from tests.builders.indexing import served_ids, table
+from tests.builders.indexing import run_index, served_ids, table
 from tests.builders.photos import copy_shared_photos, corrupt_jpeg
 
 pytestmark = pytest.mark.slow
@@ -46,21 +44,7 @@ def photo_folder(root: Path) -> Path:
 
 
 def run(settings: Settings, encoder: Encoder, root: Path, source: RayPhotoSource | None) -> None:
-    engine = make_engine(settings.db_url)
-    migrate(engine)
-    try:
-        index_folder(
-            root=root,
-            collection="default",
-            encoder=encoder,
-            sessions=session_factory(engine),
-            index_dir=settings.index_dir,
-            settings=settings.indexer.model_copy(update={"batch_size": 3, "workers": 0}),
-            show_progress=False,
-            photo_source=source,
-        )
-    finally:
-        engine.dispose()
+    run_index(settings, encoder, root, batch_size=3, photo_source=source)
 
 
 def stored(settings: Settings, encoder: Encoder) -> tuple[dict[str, tuple], dict[str, np.ndarray]]:
