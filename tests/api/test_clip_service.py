@@ -23,6 +23,7 @@ from indexer.pipeline import index_folder
 from models.clip.encoder import ClipEncoder, random_clip_encoder
 from models.clip.tiny import tiny_clip_config
 from models.images import decode_photo
+from models.loading import needed_side
 from models.zero_shot import zero_shot
 
 LABELS = ("dog", "beach", "people", "snow", "bicycle")
@@ -73,10 +74,9 @@ def test_text_search_scores_are_the_models_cosines(indexed: Settings, clip: Clip
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
     top = hits[0]["photo"]
-    expected = (
-        clip.encode_images([Image.open(top["path"]).convert("RGB")])[0]
-        @ clip.encode_texts(["a dog runs on the beach"])[0]
-    )
+    # decoded as the indexer decodes it: a JPEG at reduced scale, never below the model's input size
+    as_indexed = decode_photo(Path(top["path"]), min_side=needed_side(clip.preprocess)).image
+    expected = clip.encode_images([as_indexed])[0] @ clip.encode_texts(["a dog runs on the beach"])[0]
     assert scores[0] == pytest.approx(float(expected), abs=1e-4)
 
 
