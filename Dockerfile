@@ -28,6 +28,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     PHOTOSEARCH_DATA_DIR=/data \
+    PHOTOSEARCH_INFERENCE__ONNX_CACHE_DIR=/data/onnx-cache \
     PHOTOSEARCH_DEVICE=cpu
 WORKDIR /app
 USER photosearch

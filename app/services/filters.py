@@ -46,7 +46,8 @@ class SearchFilters:
     collections: tuple[str, ...] = ()  # only these collections (by name); empty: all
     tags: tuple[str, ...] = ()  # only photos carrying every one of these zero-shot tags
     min_score: float | None = None  # drop hits whose cosine is below this
-    exclude: int | None = None  # a photo id left out (the query photo of a photo→photo search)
+    # photo ids left out: the query photo of a photo→photo search, the example photos of a text search
+    exclude: frozenset[int] = frozenset()
     within: frozenset[int] | None = None  # the request's key sees only these collection ids; None: all
     taken_after: datetime | None = None  # inclusive; photos without a date are left out when either is set
     taken_before: datetime | None = None

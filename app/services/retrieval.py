@@ -41,9 +41,9 @@ class PhotoCandidates:
         return sorted(found.values())
 
     def fetch(self, vector: np.ndarray, wanted: int, filters: SearchFilters) -> list[RawHit]:
-        """Up to `wanted` photos passing the filters, best cosine first (one more is fetched when a
-        photo is excluded, so that exclusion does not shorten the list)."""
-        fetch = wanted + (1 if filters.exclude is not None else 0)
+        """Up to `wanted` photos passing the filters, best cosine first (as many more are fetched as
+        photos are excluded, so that exclusion does not shorten the list)."""
+        fetch = wanted + len(filters.exclude)
         collection_ids = self.collection_ids(filters.collections, filters.within)
         if filters.by_metadata:
             raw = self._restricted(vector, fetch, collection_ids, filters)
@@ -52,7 +52,7 @@ class PhotoCandidates:
         if not raw and not self.indexes.current("photos"):
             raise NotReadyError("nothing is indexed for this model yet: run `photosearch index PATH`")
         floor = filters.min_score
-        return [h for h in raw if h.id != filters.exclude and (floor is None or h.score >= floor)]
+        return [h for h in raw if h.id not in filters.exclude and (floor is None or h.score >= floor)]
 
     def _restricted(
         self, vector: np.ndarray, wanted: int, collection_ids: list[int] | None, filters: SearchFilters

@@ -70,10 +70,14 @@ class SearchService:
     ) -> list[PhotoHit]:
         """Photos that best match a description, ordered by the model's re-ranker when it has one.
         The query may add and subtract weighted terms ("dog + 2:beach - snow") and indexed photos
-        (photo_ids: positive, negative); a plain query is embedded as it is. dedup: near-identical
-        photos are one hit (dedup.py); the re-ranker then orders the groups by their leading photo."""
+        (photo_ids: positive, negative; never results themselves); a plain query is embedded as it is.
+        dedup: near-identical photos are one hit (dedup.py); the re-ranker then orders the groups by
+        their leading photo."""
         page = self.page(k, offset)
         vector, plain = self.query_vector(query, photo_ids, filters.within)
+        examples = frozenset(photo_ids[0]) | frozenset(photo_ids[1])
+        if examples:  # the photos given as examples are not results
+            filters = replace(filters, exclude=filters.exclude | examples)
         reranker = self.encoder.reranker
         if reranker is None or filters.sort != "relevance" or not plain:
             return self.photos_near(vector, page, filters, normalise=True, dedup=dedup)
@@ -110,7 +114,7 @@ class SearchService:
         page = self.page(k, offset)
         vector = self.vectors.image_vector(query, filters.within)
         if query.photo_id is not None:
-            filters = replace(filters, exclude=query.photo_id)
+            filters = replace(filters, exclude=filters.exclude | {query.photo_id})
         return self.photos_near(vector, page, filters, dedup=dedup)
 
     def photos_near(

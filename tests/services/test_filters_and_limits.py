@@ -31,7 +31,7 @@ def test_filters_refuse_what_cannot_be_searched(filters: dict, fragment: str) ->
 
 def test_filters_are_frozen_and_keep_their_values() -> None:
     filters = SearchFilters.of(collections=["family"], tags=["dog"], min_score=-0.5)
-    assert filters == SearchFilters(("family",), ("dog",), -0.5, None)
+    assert filters == SearchFilters(("family",), ("dog",), -0.5)
     with pytest.raises(AttributeError):
         filters.min_score = 0.9  # type: ignore[misc]
     assert plain_text("a dog 🐕", "query") == "a dog 🐕"  # astral characters are fine
