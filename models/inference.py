@@ -56,7 +56,7 @@ def serve_encoder(encoder: Encoder, options: ServingOptions) -> Encoder:
         )
     if runtime == "onnx":
         use_onnx(encoder, options.cache_dir, options.quantize, options.threads)
-    log.info("model %s on %s through %s", encoder.key, encoder.device, runtime)
+    log.debug("model %s on %s through %s", encoder.key, encoder.device, runtime)
     return encoder
 
 

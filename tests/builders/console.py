@@ -24,6 +24,8 @@ def script_env(data_dir: Path, /, **settings: str) -> dict[str, str]:
     """This process's environment without photosearch or Hugging Face settings, plus a data folder,
     the CPU, in-process decoding, a wide terminal and `settings` (values of PHOTOSEARCH_<name>)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OUTER_SETTINGS)}
+    if "PHOTOSEARCH_CACHE_DIR" in os.environ:  # the suite's one cache of the model's caption bank
+        env["PHOTOSEARCH_CACHE_DIR"] = os.environ["PHOTOSEARCH_CACHE_DIR"]
     env.update(
         PHOTOSEARCH_DATA_DIR=str(data_dir),
         PHOTOSEARCH_DEVICE="cpu",

@@ -3,7 +3,6 @@ and embeds, this process stores; the photos are then searchable like any others.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,7 @@ pytestmark = pytest.mark.slow
 def test_index_on_a_local_ray_instance_then_query(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     photos.copy_shared_photos(folder, "val", 3)
-    # the model's caption bank, which index prepares last, from the suite's shared cache (tests/conftest.py)
-    env = script_env(tmp_path / "data", cache_dir=os.environ["PHOTOSEARCH_CACHE_DIR"])
+    env = script_env(tmp_path / "data")
     indexed = run_photosearch(["index", str(folder), "--ray", "local", "--ray-cpus", "1"], env)
     assert indexed.returncode == 0, indexed.stderr
     assert "3 embedded now" in indexed.stdout or "embedded now" in indexed.stdout
