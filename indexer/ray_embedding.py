@@ -1,8 +1,9 @@
 """Decode and embed pending photos on a Ray cluster (`photosearch index PATH --ray [ADDRESS]`).
 
-Ray Data streams the photo paths through an actor pool: each actor holds one model replica (one per
-GPU on a GPU cluster, else one per `cpus_per_replica` CPUs), decodes its batch with the indexer's own
-decoder (models/loading.py) and returns vectors with the photos' metadata. The vectors stream back to
+Ray Data streams the photo paths through two stages: Ray tasks (one CPU each, anywhere in the cluster)
+decode and preprocess batches with the indexer's own decoder (models/loading.py), and an actor pool,
+each actor one model replica (one per GPU on a GPU cluster, else one per `cpus_per_replica` CPUs),
+embeds them and returns vectors with the photos' metadata. The vectors stream back to
 this process, which writes SQL and FAISS exactly as a single-machine run does (indexer/embedding.py):
 every batch is committed with its rows, so the crash-safety guarantees are the same. A replica that
 dies is restarted by Ray and its batch retried; a batch stored twice is stored idempotently (one vector
@@ -66,23 +67,39 @@ class RayOptions:
     local_cpus: int | None = None  # CPUs of a local instance (None: all)
 
 
-class EmbedReplica:
-    """A Ray Data actor: one model replica; a batch of paths in, vectors and metadata out."""
+def decode_batch(batch: dict[str, np.ndarray], job: DecodeJob) -> dict[str, Any]:
+    """A Ray Data task (one CPU): decode and preprocess a batch of files with the indexer's decoder."""
+    loaded = [load_one(job, Path(str(path))) for path in batch["path"]]
+    side = needed_side(job.transform) or 1
+    pixels = np.zeros((len(loaded), 3, side, side), dtype=np.float32)
+    for row, (array, _) in enumerate(loaded):
+        if array is not None:
+            pixels[row] = array
+    return {
+        "position": batch["position"],
+        "path": batch["path"],
+        "pixels": pixels,
+        **_metadata_columns(loaded),
+    }
 
-    def __init__(self, spec: ModelSpec, job: DecodeJob, device: str, threads: int) -> None:
+
+class EmbedReplica:
+    """A Ray Data actor: one model replica; decoded pixels in, vectors and metadata out."""
+
+    def __init__(self, spec: ModelSpec, device: str, threads: int) -> None:
         torch.set_num_threads(threads)
         self.encoder = spec.load(device)
-        self.job = job
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        loaded = [load_one(self.job, Path(str(path))) for path in batch["path"]]
         _die_if_asked(batch["path"])
-        good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
-        vectors = np.zeros((len(loaded), self.encoder.dim), dtype=np.float32)
+        good = [row for row, error in enumerate(batch["error"]) if not str(error)]
+        vectors = np.zeros((len(batch["position"]), self.encoder.dim), dtype=np.float32)
         if good:
-            pixels = torch.stack([torch.from_numpy(loaded[i][0]) for i in good])  # type: ignore[arg-type]
-            vectors[good] = self.encoder.encode_image_batch(pixels)
-        return {"position": batch["position"], "vector": vectors, **_metadata_columns(loaded)}
+            vectors[good] = self.encoder.encode_image_batch(
+                torch.from_numpy(np.asarray(batch["pixels"])[good])
+            )
+        kept = {name: column for name, column in batch.items() if name not in ("pixels", "path")}
+        return {**kept, "vector": vectors}
 
 
 def _die_if_asked(paths: np.ndarray) -> None:
@@ -158,8 +175,9 @@ class RayPhotoSource:
             )
         gpus = int(ray.cluster_resources().get("GPU", 0))
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        per_replica = 1 if gpus else min(self.options.cpus_per_replica, cpus)
-        replicas = self.options.replicas or (gpus if gpus else max(1, cpus // per_replica))
+        spare = max(1, cpus - 1)  # decoding tasks always keep at least one CPU, or they never run
+        per_replica = 1 if gpus else min(self.options.cpus_per_replica, spare)
+        replicas = self.options.replicas or (gpus if gpus else max(1, spare // per_replica))
         log.info(
             "embedding on Ray: %d replicas (%s each)", replicas, "1 GPU" if gpus else f"{per_replica} CPUs"
         )
@@ -168,20 +186,23 @@ class RayPhotoSource:
             transform, plan.max_image_pixels, needed_side(transform) if plan.reduced_decode else None
         )
         items = [{"position": i, "path": str(p)} for i, p in enumerate(paths)]
-        dataset = ray.data.from_items(items).map_batches(
-            EmbedReplica,
-            fn_constructor_kwargs={
-                "spec": self.spec,
-                "job": job,
-                "device": "cuda" if gpus else "cpu",
-                "threads": per_replica,
-            },
-            batch_size=plan.batch_size,
-            concurrency=replicas,
-            num_gpus=1 if gpus else 0,
-            num_cpus=per_replica,
-            # Ray Data restarts a dead replica and retries its batch (max_restarts and max_task_retries
-            # default to -1 for actor pools); tests/indexer/test_ray_index.py kills one to check it
+        dataset = (
+            ray.data.from_items(items)
+            .map_batches(lambda batch: decode_batch(batch, job), batch_size=plan.batch_size, num_cpus=1)
+            .map_batches(
+                EmbedReplica,
+                fn_constructor_kwargs={
+                    "spec": self.spec,
+                    "device": "cuda" if gpus else "cpu",
+                    "threads": per_replica,
+                },
+                batch_size=plan.batch_size,
+                concurrency=replicas,
+                num_gpus=1 if gpus else 0,
+                num_cpus=per_replica,
+                # Ray Data restarts a dead replica and retries its batch (max_restarts and max_task_retries
+                # default to -1 for actor pools); tests/indexer/test_ray_index.py kills one to check it
+            )
         )
         for batch in dataset.iter_batches(batch_size=plan.batch_size, batch_format="numpy"):
             yield _as_loaded(batch)

@@ -181,10 +181,11 @@ def iterate_photo_batches(
     batch_size: int = 32,
     workers: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    draft: bool = True,
+    draft: bool = False,
 ) -> Iterator[LoadedBatch]:
     """Batches of decoded, preprocessed photos in input order. workers: decoding processes (0: decode
-    in this process). draft: let JPEGs decode at reduced scale, never below the transform's size."""
+    in this process). draft: let JPEGs decode at reduced scale, never below the transform's size (the
+    indexer's choice, indexer.reduced_decode; training and evaluation decode at full size)."""
     job = DecodeJob(transform, max_pixels, needed_side(transform) if draft else None)
     starts = range(0, len(paths), batch_size)
     if workers <= 0:

@@ -80,7 +80,9 @@ def test_large_jpegs_decode_at_reduced_scale_with_full_size_and_orientation_kept
     assert (drafted.width, drafted.height) == (1800, 2400) == (full.width, full.height)
     assert drafted.image.size[0] < 1800 and min(drafted.image.size) >= 224
     assert drafted.image.size[1] > drafted.image.size[0]  # still upright
-    (pixels,), _, (size,) = (list(d.values()) for d in everything(iterate_photo_batches([path], TRANSFORM)))
+    (pixels,), _, (size,) = (
+        list(d.values()) for d in everything(iterate_photo_batches([path], TRANSFORM, draft=True))
+    )
     assert size == (1800, 2400)
     reference = TRANSFORM(full.image).numpy()
     assert pixels.shape == reference.shape == (3, 224, 224)
