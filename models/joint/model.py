@@ -69,7 +69,7 @@ class JointModel(nn.Module):
         return self.embed_text_features(self.text_tower(texts))
 
     def rerank_logits(self, texts: Sequence[str], grids: torch.Tensor) -> torch.Tensor:
-        """n texts, each with its candidate's patch grid (n, C, 7, 7) → (n,) logits, higher = better."""
+        """n texts, each with its candidate's patch grid (n, C, h, w) → (n,) logits, higher = better."""
         if self.reranker is None or not hasattr(self.text_tower, "forward_tokens"):
             raise ValueError("this model has no re-ranker (config 'reranker') or no token-level text tower")
         tokens, mask = self.text_tower.forward_tokens(texts)  # (n, T, text_dim), (n, T)

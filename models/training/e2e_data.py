@@ -17,7 +17,7 @@ from models.images import decode_photo
 from models.joint.config import JointConfig, MiniLMSpec
 from models.joint.vocab import build_vocab
 from models.preprocess import PreprocessConfig
-from models.training.data import CaptionedPhoto
+from models.training.data import CaptionedPhoto, SetSampling
 
 
 def with_vocab(config: JointConfig, photos: list[CaptionedPhoto]) -> JointConfig:
@@ -100,15 +100,19 @@ def _collate(items: list[tuple[int, int, torch.Tensor | None, tuple[str, ...]]])
     )
 
 
-def batches(dataset: TrainPhotos, *, epoch: int, batch_size: int, shuffle: bool, workers: int) -> DataLoader:
-    """A loader for one epoch; the order depends only on (seed, epoch)."""
+def batches(
+    dataset: TrainPhotos,
+    *,
+    epoch: int,
+    batch_size: int,
+    shuffle: bool,
+    workers: int,
+    sampling: SetSampling | None = None,
+) -> DataLoader:
+    """A loader for one epoch; the order depends only on (seed, epoch). sampling: the data sets laid end to
+    end in the dataset, drawn by weight (default: one set, each photo once)."""
     dataset.epoch = epoch
     generator = torch.Generator().manual_seed(dataset.seed * 100_003 + epoch)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        generator=generator,
-        num_workers=workers,
-        collate_fn=_collate,
-    )
+    sampling = sampling or SetSampling((len(dataset),), (1.0,))
+    order = sampling.order(generator).tolist() if shuffle else range(len(dataset))
+    return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, collate_fn=_collate)

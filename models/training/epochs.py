@@ -8,10 +8,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.progress import Progress
 
-from models.training.evaluate import RetrievalReport
+from models.training.evaluate import ValReport
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ class EpochLog:
     loss: float  # mean training loss of the epoch
     val_rsum: float  # 0 where this process does not measure (other ranks of a distributed run)
     seconds: float
-    val: dict[str, float] = field(default_factory=dict)  # the epoch's validation figures
+    val: dict[str, Any] = field(default_factory=dict)  # the epoch's validation figures (per set when several)
 
 
 class EpochLoop:
@@ -33,7 +34,7 @@ class EpochLoop:
         self.first_epoch, self.stopped = 1, False
         self.best_epoch, self.best_rsum = 0, float("-inf")
 
-    def on_best(self, epoch: int, report: RetrievalReport) -> None:
+    def on_best(self, epoch: int, report: ValReport) -> None:
         """Called when an epoch measures better than every earlier one."""
 
     def after_epoch(self, epoch: int) -> None:
@@ -42,7 +43,7 @@ class EpochLoop:
     def run(
         self,
         train_epoch: Callable[[int], float],
-        validate: Callable[[], RetrievalReport | None],
+        validate: Callable[[], ValReport | None],
         stop_after: int | None = None,
     ) -> None:
         """train_epoch(epoch) → its mean loss; validate() → val figures (None: not measured here).
@@ -64,15 +65,12 @@ class EpochLoop:
                 if self.stopped or (stop_after is not None and epoch >= stop_after):
                     break
 
-    def _record(self, epoch: int, loss: float, report: RetrievalReport | None, seconds: float) -> None:
+    def _record(self, epoch: int, loss: float, report: ValReport | None, seconds: float) -> None:
         rsum = report.rsum if report is not None else 0.0
         self.history.append(EpochLog(epoch, loss, rsum, seconds, report.to_dict() if report else {}))
         if report is None:
             return
-        log.info(
-            "epoch %d: loss %.3f, val R@sum %.1f (T→I R@1 %.1f, I→T R@1 %.1f)",
-            *(epoch, loss, rsum, report.t2i_r1, report.i2t_r1),
-        )
+        log.info("epoch %d: loss %.3f, val R@sum %.1f (%s)", epoch, loss, rsum, report.summary())
         if self.best_epoch == 0 or rsum > self.best_rsum:
             self.best_epoch, self.best_rsum = epoch, rsum
             self.on_best(epoch, report)

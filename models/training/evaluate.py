@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.progress import Progress
@@ -34,6 +35,9 @@ class RetrievalReport:
     def to_dict(self) -> dict[str, float]:
         return {**asdict(self), "rsum": self.rsum}
 
+    def summary(self) -> str:
+        return f"T→I R@1 {self.t2i_r1:.1f}, I→T R@1 {self.i2t_r1:.1f}"
+
     @classmethod
     def from_dict(cls, values: dict[str, float]) -> RetrievalReport:
         """Inverse of to_dict (the derived rsum is dropped)."""
@@ -53,6 +57,58 @@ class RetrievalReport:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"model": title, **self.to_dict()}, indent=2))
         json_path.with_suffix(".md").write_text(self.markdown(title) + "\n")
+
+
+@dataclass
+class SetReports:
+    """Figures of several val sets, each measured on its own gallery; training picks the epoch by the
+    sum of their R@sums, so no set's quality is traded away unseen."""
+
+    reports: dict[str, RetrievalReport]
+
+    @property
+    def rsum(self) -> float:
+        return sum(r.rsum for r in self.reports.values())
+
+    @property
+    def t2i_r1(self) -> float:
+        return float(np.mean([r.t2i_r1 for r in self.reports.values()]))
+
+    @property
+    def i2t_r1(self) -> float:
+        return float(np.mean([r.i2t_r1 for r in self.reports.values()]))
+
+    def summary(self) -> str:
+        return "; ".join(f"{name} {r.summary()}" for name, r in self.reports.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rsum": self.rsum, "sets": {name: r.to_dict() for name, r in self.reports.items()}}
+
+    def markdown(self, title: str = "") -> str:
+        tables = [
+            r.markdown(f"{title} — {name}".strip(" —")).splitlines() for name, r in self.reports.items()
+        ]
+        return "\n".join(tables[0] + [table[2] for table in tables[1:]])
+
+    def write(self, json_path: Path, title: str = "") -> None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"model": title, **self.to_dict()}, indent=2))
+        json_path.with_suffix(".md").write_text(self.markdown(title) + "\n")
+
+
+ValReport = RetrievalReport | SetReports
+
+
+def val_report(reports: dict[str, RetrievalReport]) -> ValReport:
+    """One val set's report as it is; several together."""
+    return next(iter(reports.values())) if len(reports) == 1 else SetReports(reports)
+
+
+def report_from_dict(values: dict[str, Any]) -> ValReport:
+    """Inverse of either report's to_dict."""
+    if "sets" in values:
+        return SetReports({name: RetrievalReport.from_dict(r) for name, r in values["sets"].items()})
+    return RetrievalReport.from_dict(values)
 
 
 def retrieval_report(

@@ -28,7 +28,7 @@ from models.clip.export import save_clip_checkpoint
 from models.registry import create_encoder
 from models.training.data import load_captioned_photos
 from models.training.epochs import EpochLog, EpochLoop
-from models.training.evaluate import RetrievalReport, evaluate_encoder
+from models.training.evaluate import RetrievalReport, ValReport, evaluate_encoder
 from models.training.finetune_data import Distributed, FinetuneError, make_loader, setup_distributed
 from models.training.finetune_steps import FinetuneOptions, build_state, run_epoch
 
@@ -40,7 +40,7 @@ class FinetuneResult:
     checkpoint: Path
     history: list[EpochLog]
     step_losses: list[float]
-    report: RetrievalReport | None
+    report: ValReport | None
     best_epoch: int
     seconds: float
 
@@ -84,9 +84,9 @@ class FinetuneEpochs(EpochLoop):
         super().__init__(opts.epochs, show_progress=env.is_main)
         self.encoder, self.out, self.opts, self.data, self.env = encoder, out, opts, data, env
         self.base_key = encoder.key
-        self.best_report: RetrievalReport | None = None
+        self.best_report: ValReport | None = None
 
-    def on_best(self, epoch: int, report: RetrievalReport) -> None:
+    def on_best(self, epoch: int, report: ValReport) -> None:
         self.best_report = report
         _save(self.encoder, self.out, self.opts, self.history, self.data, self.base_key, self.env)
 

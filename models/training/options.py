@@ -12,8 +12,9 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.joint.config import JointConfig, TrainConfig
 from models.training.calibrate import calibrate_after_training, write_training_captions
+from models.training.data import TrainingData, as_sets
 from models.training.epochs import EpochLog
-from models.training.evaluate import RetrievalReport
+from models.training.evaluate import ValReport
 
 
 def _config_default(name: str) -> Any:
@@ -51,17 +52,20 @@ class TrainOptions:
 class TrainResult:
     checkpoint: Path
     best_epoch: int
-    report: RetrievalReport
+    report: ValReport
     history: list[EpochLog] = field(default_factory=list)
     seconds: float = 0.0
 
 
-def run_info(best_epoch: int, report: RetrievalReport, data: Path, opts: TrainOptions) -> dict[str, Any]:
+def run_info(best_epoch: int, report: ValReport, data: TrainingData, opts: TrainOptions) -> dict[str, Any]:
     """The training facts a checkpoint carries in its info."""
+    sets = as_sets(data)
     return {
         "best_epoch": best_epoch,
         "val": report.to_dict(),
-        "data": str(data),
+        "data": str(sets[0].path)
+        if len(sets) == 1
+        else [{"path": str(s.path), "weight": s.weight} for s in sets],
         "options": {k: str(v) for k, v in asdict(opts).items()},
     }
 
@@ -71,7 +75,7 @@ def save_trained(
     config: JointConfig,
     state: dict[str, torch.Tensor],
     info: dict[str, Any],
-    data: Path,
+    data: TrainingData,
     opts: TrainOptions,
     history: list[EpochLog],
 ) -> None:

@@ -18,7 +18,7 @@ from models.joint.config import JointConfig
 from models.joint.model import JointModel
 from models.query_bank import split_bank_tensors
 from models.training.epochs import EpochLog, EpochLoop
-from models.training.evaluate import RetrievalReport
+from models.training.evaluate import ValReport, report_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class EpochKeeper(EpochLoop):
         self.scheduler.step()
         return float(loss.item())
 
-    def on_best(self, epoch: int, report: RetrievalReport) -> None:
+    def on_best(self, epoch: int, report: ValReport) -> None:
         state = {k: v.detach().cpu().clone() for k, v in self.model.checkpoint_state().items()}
         self.best = {"rsum": report.rsum, "epoch": epoch, "state": state, "report": report.to_dict()}
 
@@ -147,8 +147,8 @@ class EpochKeeper(EpochLoop):
         torch.save(state, tmp)
         tmp.replace(path)
 
-    def final_best(self) -> tuple[int, dict[str, torch.Tensor], RetrievalReport]:
+    def final_best(self) -> tuple[int, dict[str, torch.Tensor], ValReport]:
         """→ the best epoch, its trainable state and its val figures."""
         if self.best is None:
             raise ValueError("no epoch ran: epochs must be at least 1 (or the resume file has finished)")
-        return int(self.best["epoch"]), self.best["state"], RetrievalReport.from_dict(self.best["report"])
+        return int(self.best["epoch"]), self.best["state"], report_from_dict(self.best["report"])

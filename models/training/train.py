@@ -1,8 +1,9 @@
-"""`photosearch train`: fit a joint model's heads on a captioned photo set.
+"""`photosearch train`: fit a joint model's heads on one or several captioned photo sets.
 
-Frozen towers are run once and cached; each epoch then samples one caption per photo (so a
-batch never holds two captions of one photo as false negatives), with a flipped view of the
-photo half the time. Early stopping keeps the epoch with the best validation R@sum.
+Frozen towers are run once and cached (per set); each epoch then draws photos from every set by its
+sampling weight and one caption per photo (so a batch never holds two captions of one photo as false
+negatives), with one of the cached views of the photo. Each set's val split is measured on its own;
+early stopping keeps the epoch with the best sum of their R@sums.
 """
 
 from __future__ import annotations
@@ -18,11 +19,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from models.joint.config import JointConfig
 from models.joint.model import JointModel
-from models.training.data import CaptionedPhoto, load_captioned_photos
-from models.training.evaluate import RetrievalReport, retrieval_report
+from models.training.data import (
+    CaptionedPhoto,
+    SetSampling,
+    TrainingData,
+    as_sets,
+    load_split,
+    load_val_sets,
+)
+from models.training.evaluate import RetrievalReport, ValReport, retrieval_report, val_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
 from models.training.options import TrainOptions, TrainResult, run_info, save_trained
@@ -85,8 +94,44 @@ def _features(
     )
 
 
+def _pad_tokens(t: torch.Tensor, length: int) -> torch.Tensor:
+    """Token states (n, T, d) or masks (n, T) padded to `length` tokens."""
+    missing = length - t.shape[1]
+    return nn.functional.pad(t, (0, 0, 0, missing) if t.dim() == 3 else (0, missing)) if missing else t
+
+
+def _concat(parts: list[_Features]) -> _Features:
+    """Several sets' features as one, photos and captions laid end to end."""
+    if len(parts) == 1:
+        return parts[0]
+    photo_offsets = np.cumsum([0] + [p.images.shape[1] for p in parts])
+    caption_offsets = np.cumsum([0] + [len(p.texts) for p in parts])
+    texts, masks = [p.texts for p in parts], [p.text_mask for p in parts]
+    mask = None
+    if all(m is not None for m in masks):  # token states: pad every set to the longest caption
+        longest = max(t.shape[1] for t in texts)
+        texts = [_pad_tokens(t, longest) for t in texts]
+        mask = torch.cat([_pad_tokens(m, longest) for m in masks if m is not None])
+    return _Features(
+        torch.cat([p.images for p in parts], dim=1),
+        torch.cat(texts),
+        mask,
+        np.concatenate([p.caption_owner + offset for p, offset in zip(parts, photo_offsets, strict=False)]),
+        [
+            [row + int(offset) for row in rows]
+            for p, offset in zip(parts, caption_offsets, strict=False)
+            for rows in p.captions_of
+        ],
+    )
+
+
 @torch.no_grad()
-def _validate(model: JointModel, val: _Features, chunk: int = 250) -> RetrievalReport:
+def _validate(model: JointModel, vals: dict[str, _Features]) -> ValReport:
+    return val_report({name: _validate_set(model, val) for name, val in vals.items()})
+
+
+@torch.no_grad()
+def _validate_set(model: JointModel, val: _Features, chunk: int = 250) -> RetrievalReport:
     model.eval()
     image = torch.cat(
         [
@@ -123,7 +168,7 @@ def _optimizer(model: JointModel, opts: TrainOptions, tower_lr_scale: float) -> 
 
 def train_joint(
     config: JointConfig,
-    data: Path,
+    data: TrainingData,
     out: Path,
     opts: TrainOptions,
     *,
@@ -132,6 +177,7 @@ def train_joint(
 ) -> TrainResult:
     """Train (or, with resume, carry on from `<out>.resume.pt`) and write the best epoch's checkpoint.
 
+    data: one captioned folder, or several TrainingSets with their sampling weights.
     stop_after: end this run after that epoch (as if interrupted); the resume file lets a later run go on.
     """
     if has_trainable_tower(config):  # towers trained end to end
@@ -141,10 +187,21 @@ def train_joint(
     model = JointModel(config)
     if opts.init is not None and saved is None:
         init_from_checkpoint(model, opts.init)
-    train = _features(model, load_captioned_photos(data, "train"), config.train.views, opts, config)
-    val = _features(model, load_captioned_photos(data, "val"), ("original",), opts, config)
-    keeper = _keeper(model, train.images.shape[1], opts, out, saved)
-    keeper.run(lambda _: _train_epoch(model, train, keeper, opts), lambda: _validate(model, val), stop_after)
+    sets = as_sets(data)
+    vals = {
+        name: _features(model, photos, ("original",), opts, config)
+        for name, photos in load_val_sets(sets).items()
+    }
+    parts = [_features(model, load_split(s.path, "train"), config.train.views, opts, config) for s in sets]
+    sampling = SetSampling(tuple(p.images.shape[1] for p in parts), tuple(s.weight for s in sets))
+    train = _concat(parts)
+    del parts  # the sets' own copies: only the concatenation is trained on
+    keeper = _keeper(model, sampling.draws, opts, out, saved)
+    keeper.run(
+        lambda _: _train_epoch(model, train, sampling, keeper, opts),
+        lambda: _validate(model, vals),
+        stop_after,
+    )
     best_epoch, state, report = keeper.final_best()
     info = run_info(best_epoch, report, data, opts)
     info["train_seconds"] = round(time.perf_counter() - started, 1)
@@ -169,14 +226,17 @@ def _keeper(
     return EpochKeeper(out, model.config, model, optimizer, scheduler, opts, saved=saved, generator=generator)
 
 
-def _train_epoch(model: JointModel, train: _Features, keeper: EpochKeeper, opts: TrainOptions) -> float:
-    """One pass over the photos in random order, one random view and caption of each → mean loss."""
+def _train_epoch(
+    model: JointModel, train: _Features, sampling: SetSampling, keeper: EpochKeeper, opts: TrainOptions
+) -> float:
+    """One epoch's photos (each set by its weight) in random order, one random view and caption of each
+    → mean loss."""
     assert keeper.generator is not None
-    generator, n_photos = keeper.generator, train.images.shape[1]
+    generator = keeper.generator
     model.train()
     losses = []
-    order = torch.randperm(n_photos, generator=generator)
-    for start in range(0, n_photos, opts.batch_size):
+    order = sampling.order(generator)
+    for start in range(0, len(order), opts.batch_size):
         batch = order[start : start + opts.batch_size]
         if len(batch) < 2:
             continue

@@ -23,9 +23,9 @@ import torch
 from models.joint.config import JointConfig, MiniLMSpec, ResNetScratchSpec
 from models.joint.model import JointModel
 from models.preprocess import PreprocessConfig
-from models.training.data import CaptionedPhoto, load_captioned_photos
+from models.training.data import CaptionedPhoto, SetSampling, TrainingData, as_sets, load_split, load_val_sets
 from models.training.e2e_data import Batch, TrainPhotos, batches, with_vocab
-from models.training.evaluate import RetrievalReport, retrieval_report
+from models.training.evaluate import RetrievalReport, ValReport, retrieval_report, val_report
 from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
 from models.training.options import TrainOptions, TrainResult, run_info, save_trained
@@ -52,7 +52,7 @@ class _Images:
         self.cached: dict[str, torch.Tensor] = {}
         if self.frozen:
             for split, photos in data_photos.items():
-                views = ("original", "hflip") if split == "train" else ("original",)
+                views = ("original", "hflip") if split.startswith("train") else ("original",)
                 feats = image_features(
                     model.image_tower,
                     self.preprocess,
@@ -91,12 +91,20 @@ def _step_loss(
 
 @torch.no_grad()
 def _validate(
-    model: JointModel, images: _Images, photos: list[CaptionedPhoto], opts: TrainOptions
+    model: JointModel, images: _Images, vals: dict[str, list[CaptionedPhoto]], opts: TrainOptions
+) -> ValReport:
+    return val_report(
+        {name: _validate_set(model, images, name, photos, opts) for name, photos in vals.items()}
+    )
+
+
+def _validate_set(
+    model: JointModel, images: _Images, name: str, photos: list[CaptionedPhoto], opts: TrainOptions
 ) -> RetrievalReport:
     model.eval()
     dataset = TrainPhotos(photos, images.dataset_preprocess(), seed=0, augment=False)
     vectors = [
-        images.embed("val", b)
+        images.embed(f"val:{name}", b)
         for b in batches(dataset, epoch=0, batch_size=64, shuffle=False, workers=opts.workers)
     ]
     texts = [c for p in photos for c in p.captions]
@@ -111,7 +119,7 @@ def _schedule(steps_per_epoch: int, opts: TrainOptions) -> Callable[[int], float
 
 def train_e2e(
     config: JointConfig,
-    data: Path,
+    data: TrainingData,
     out: Path,
     opts: TrainOptions,
     *,
@@ -124,25 +132,30 @@ def train_e2e(
     """
     started = time.perf_counter()
     saved, config = start_run(config, opts.seed, resume)
-    train_photos, val_photos = load_captioned_photos(data, "train"), load_captioned_photos(data, "val")
+    sets = as_sets(data)
+    parts = [load_split(s.path, "train") for s in sets]
+    train_photos, vals = [p for part in parts for p in part], load_val_sets(sets)
     config = with_vocab(config, train_photos)
     model = JointModel(config)
     if opts.init is not None and saved is None:
         init_from_checkpoint(model, opts.init)
     model = model.to(torch.device(opts.device))
-    images = _Images(model, config, opts, {"train": train_photos, "val": val_photos})
+    images = _Images(model, config, opts, {"train": train_photos} | {f"val:{n}": v for n, v in vals.items()})
     captions_per_item = 2 if config.loss.objective == "captions" else 1
     dataset = TrainPhotos(
         train_photos, images.dataset_preprocess(), seed=opts.seed, captions_per_item=captions_per_item
     )
-    keeper = _keeper(model, len(dataset), opts, out, saved)
-    validate = partial(_validate, model, images, val_photos, opts)
-    keeper.run(lambda epoch: _train_epoch(model, images, dataset, keeper, epoch), validate, stop_after)
+    sampling = SetSampling(tuple(len(part) for part in parts), tuple(s.weight for s in sets))
+    keeper = _keeper(model, sampling.draws, opts, out, saved)
+    validate = partial(_validate, model, images, vals, opts)
+    keeper.run(
+        lambda epoch: _train_epoch(model, images, dataset, keeper, epoch, sampling), validate, stop_after
+    )
     best_epoch, state, report = keeper.final_best()
     model.load_checkpoint_state(state)
     info = run_info(best_epoch, report, data, opts)
     if model.reranker is not None:
-        info["reranker"] = train_reranker(model, config, train_photos, val_photos, opts)
+        info["reranker"] = train_reranker(model, config, train_photos, next(iter(vals.values())), opts)
     info["train_seconds"] = round(time.perf_counter() - started, 1)
     state = {k: v.detach().cpu() for k, v in model.checkpoint_state().items()}
     save_trained(out, config, state, info, data, opts, keeper.history)
@@ -161,15 +174,26 @@ def _keeper(
 
 
 def _train_epoch(
-    model: JointModel, images: _Images, dataset: TrainPhotos, keeper: EpochKeeper, epoch: int
+    model: JointModel,
+    images: _Images,
+    dataset: TrainPhotos,
+    keeper: EpochKeeper,
+    epoch: int,
+    sampling: SetSampling,
 ) -> float:
-    """One pass over the training photos in the epoch's order → the mean loss."""
+    """One epoch's training photos (each set by its weight) in the epoch's order → the mean loss."""
     opts = keeper.opts
     model.train()
     losses = []
-    for batch in batches(
-        dataset, epoch=epoch, batch_size=opts.batch_size, shuffle=True, workers=opts.workers
-    ):
+    loader = batches(
+        dataset,
+        epoch=epoch,
+        batch_size=opts.batch_size,
+        shuffle=True,
+        workers=opts.workers,
+        sampling=sampling,
+    )
+    for batch in loader:
         if len(batch.indices) < 2:
             continue
         loss = _step_loss(model, images, batch, opts, model.config.loss.objective)

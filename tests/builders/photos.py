@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "flickr8k"
+CC3M = SHARED.parent / "cc3m"  # web photos, one alt-text caption each
 
 
 def shared_rows(split: str = "val", count: int = 12, skip: int = 0) -> list[dict]:
@@ -167,19 +168,20 @@ def write_odd_but_good_files(folder: Path) -> dict[str, Path]:
     return out
 
 
-def captioned_subset(folder: Path, train: int, val: int) -> Path:
-    """The first `train` + `val` shared photos copied into folder, with their captions.jsonl rows."""
+def captioned_subset(folder: Path, train: int, val: int, source: Path = SHARED) -> Path:
+    """The first `train` + `val` photos of a shared data set (Flickr8k unless `source` says) copied into
+    folder, with their captions.jsonl rows."""
     (folder / "images").mkdir(parents=True, exist_ok=True)
     counts, limits = {"train": 0, "val": 0}, {"train": train, "val": val}
     with (
-        open(SHARED / "captions.jsonl", encoding="utf-8") as src,
+        open(source / "captions.jsonl", encoding="utf-8") as src,
         open(folder / "captions.jsonl", "w", encoding="utf-8") as out,
     ):
         for line in src:
             row = json.loads(line)
             if counts[row["split"]] < limits[row["split"]]:
                 counts[row["split"]] += 1
-                shutil.copy(SHARED / row["image"], folder / row["image"])
+                shutil.copy(source / row["image"], folder / row["image"])
                 out.write(line)
     return folder
 

