@@ -24,6 +24,7 @@ With the default limits a million vectors is an IVF-PQ index with exact re-ranki
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -91,6 +92,11 @@ def publish_now(sessions, collection_id: int, encoder, settings) -> tuple[str, i
             index_dir=settings.index_dir,
             settings=settings.indexer,
         )
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the machine was around the figures."""
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def server_memory(pid: int) -> dict[str, float]:
@@ -178,7 +184,7 @@ def run(args: argparse.Namespace, base: Path) -> None:
     from app.storage import repository as repo
     from cli.context import open_encoder, open_sessions
 
-    print(f"machine: {machine()}; other work running on it at the same time", flush=True)
+    print(f"machine: {machine()}; load average {load_average()} at the start", flush=True)
     settings = Settings(data_dir=base / "data")
     settings.indexer.flat_max_vectors, settings.indexer.hnsw_max_vectors = args.flat_max, args.hnsw_max
     sessions = open_sessions(settings)
@@ -214,6 +220,7 @@ def run(args: argparse.Namespace, base: Path) -> None:
     figures |= query_over_http(base / "data", args.queries)
     for name, value in figures.items():
         print(f"{name}: {value:,.2f}")
+    print(f"load average {load_average()} at the end (other work on the machine inflates every time)")
 
 
 def report_files(sessions, key: str, figures: dict[str, float]) -> None:  # noqa: ANN001
