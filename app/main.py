@@ -20,6 +20,7 @@ from app.core.config import Settings, get_settings
 from app.core.metrics import install_metrics
 from app.services.container import build_services
 from app.storage.db import make_engine, migrate, session_factory
+from app.storage.stored_models import as_stored
 from models.encoder import Encoder
 from models.inference import load_encoder
 from models.runtime import tune_allocator
@@ -44,8 +45,11 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
                 settings.checkpoint_dirs,
                 settings.inference.serving_options(),
             )
+        sessions = session_factory(engine)
+        if encoder is None:
+            model = await run_in_threadpool(as_stored, model, settings.inference.serving_options(), sessions)
         app.state.model_load_seconds = time.perf_counter() - started  # /metrics
-        app.state.services = build_services(settings, model, session_factory(engine))
+        app.state.services = build_services(settings, model, sessions)
         yield
         engine.dispose()
 

@@ -188,7 +188,7 @@ def run(args: argparse.Namespace, base: Path) -> None:
     settings = Settings(data_dir=base / "data")
     settings.indexer.flat_max_vectors, settings.indexer.hnsw_max_vectors = args.flat_max, args.hnsw_max
     sessions = open_sessions(settings)
-    encoder = open_encoder(settings)
+    encoder = open_encoder(settings, sessions)  # as the store holds it (a kept build: its own key)
     with sessions.begin() as session:
         collection_id = repo.get_or_create_collection(session, name="bench", root=Path("/photos")).id
     figures: dict[str, float] = {}

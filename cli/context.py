@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.services.search import SearchService
 from app.storage.db import make_engine, migrate, session_factory
+from app.storage.stored_models import as_stored
 from models.encoder import Encoder
 from models.errors import NotReadyError
 from models.inference import load_encoder
@@ -47,20 +49,23 @@ def open_sessions(settings: Settings) -> sessionmaker[Session]:
     return session_factory(open_database(settings))
 
 
-def open_encoder(settings: Settings) -> Encoder:
-    return load_encoder(
-        settings.model,
-        settings.checkpoint,
-        settings.device,
-        settings.checkpoint_dirs,
-        settings.inference.serving_options(),
+def open_encoder(
+    settings: Settings, sessions: sessionmaker[Session] | None = None, indexing: bool = False
+) -> Encoder:
+    """The model as the settings serve it; with `sessions`, in the preset and precision the store's
+    vectors were embedded with when the settings leave those to their defaults (as_stored). indexing:
+    ONNX Runtime's threads yield the cores to the decoding workers when idle instead of spinning."""
+    options = replace(settings.inference.serving_options(), spin=not indexing)
+    encoder = load_encoder(
+        settings.model, settings.checkpoint, settings.device, settings.checkpoint_dirs, options
     )
+    return encoder if sessions is None else as_stored(encoder, options, sessions)
 
 
 def open_service(settings: Settings) -> SearchService:
     # The database first: a wrong URL or folder is reported before seconds of model loading.
     sessions = open_sessions(settings)
-    return SearchService(settings, open_encoder(settings), sessions)
+    return SearchService(settings, open_encoder(settings, sessions), sessions)
 
 
 def check_before_serving(settings: Settings) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from app.core.config import Settings
 from cli.options import CheckpointOption, ModelOption, console, current_settings
+from models.int8_calibration import DEFAULT_CALIBRATION_PHOTOS
 
 PresetOption = Annotated[
     str | None,
@@ -32,7 +33,8 @@ def export(
     model: ModelOption = None,
     checkpoint: CheckpointOption = None,
     quantize: Annotated[
-        str | None, typer.Option(help="Also write int8 towers: none, text or all (default from settings).")
+        str | None,
+        typer.Option(help="int8 towers: auto, none, image, text or all (default from settings)."),
     ] = None,
     cache_dir: Annotated[
         Path | None,
@@ -62,5 +64,60 @@ def export(
             console.print(f"  {session.path} ({size:.1f} MB)", highlight=False)
 
 
+def calibrate_int8(
+    photos: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of photos, or a captioned data set (its train split): what the ranges are "
+            "measured on."
+        ),
+    ],
+    model: ModelOption = None,
+    checkpoint: CheckpointOption = None,
+    count: Annotated[int, typer.Option("--photos", min=1, help="How many photos to measure on.")] = (
+        DEFAULT_CALIBRATION_PHOTOS
+    ),
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of ONNX exports (default: PHOTOSEARCH_INFERENCE__ONNX_CACHE_DIR)."),
+    ] = None,
+) -> None:
+    """Measure the image tower's activation ranges for int8 inference (quantize auto, image or all) and
+    keep them beside the checkpoint as CHECKPOINT.int8.json."""
+    from models.inference import ServingOptions, load_encoder
+    from models.int8_calibration import calibrate as measure
+    from models.int8_calibration import calibration_photos
+    from models.onnx_export import export_folder, tower_graphs
+    from models.onnx_runtime import default_cache_dir, exported
+
+    settings = current_settings()
+    chosen = calibration_photos(photo_files(photos), count)
+    weights = checkpoint if checkpoint is not None else (None if model else settings.checkpoint)
+    options = ServingOptions(runtime="torch", quantize="none")
+    encoder = load_encoder(model or settings.model, weights, "cpu", settings.checkpoint_dirs, options)
+    folder = export_folder(cache_dir or settings.inference.onnx_cache_dir or default_cache_dir(), encoder)
+    (graph,) = [g for g in tower_graphs(encoder) if g.name == "image"]
+    target = measure(encoder, chosen, exported(graph, folder))
+    console.print(f"{encoder.key}: int8 ranges of {len(chosen)} photos in {target}", highlight=False)
+
+
+def photo_files(source: Path) -> list[Path]:
+    """A captioned data set's train photos (DIR/captions.jsonl), else the image files under a folder."""
+    from models.errors import InvalidInputError
+    from models.images import IMAGE_EXTENSIONS
+    from models.training.data import load_captioned_photos
+
+    if (source / "captions.jsonl").is_file():
+        return [photo.path for photo in load_captioned_photos(source, "train")]
+    if not source.is_dir():
+        raise InvalidInputError(f"{source} is not a folder of photos")
+    found = [p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    if not found:
+        kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise InvalidInputError(f"no photos under {source} (looked for {kinds})")
+    return found
+
+
 def register(app: typer.Typer) -> None:
     app.command()(export)
+    app.command("calibrate-int8")(calibrate_int8)

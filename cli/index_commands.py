@@ -64,12 +64,16 @@ def index(
     caption_rows = read_captions_file(captions) if captions is not None else None
     label_options = LabelOptions.from_settings(labels, cfg, top_k=label_top_k) if labels else None
     check_ray(ray, ray_cpus)
-    encoder = open_encoder(settings)
+    if ray and settings.inference.quantize == "auto":  # replicas may be GPUs, where int8 does not run
+        inference = settings.inference.model_copy(update={"quantize": "none"})
+        settings = settings.model_copy(update={"inference": inference})
+    sessions = open_sessions(settings)
+    encoder = open_encoder(settings, sessions, indexing=True)
     report = index_folder(
         root=root,
         collection=collection or settings.collection,
         encoder=encoder,
-        sessions=open_sessions(settings),
+        sessions=sessions,
         index_dir=settings.index_dir,
         captions=caption_rows,
         labels=label_options,
@@ -95,6 +99,8 @@ def check_ray(address: str | None, cpus: int) -> None:
 
 def ray_source(settings: Settings, encoder: Encoder, address: str, cpus: int) -> PhotoSource:
     """Where `--ray` sends the photos: replicas that load the model this run indexes with."""
+    from dataclasses import replace
+
     from indexer.ray_embedding import ModelSpec, RayOptions, RayPhotoSource
 
     checkpoint = str(settings.checkpoint) if settings.checkpoint else None
@@ -102,7 +108,11 @@ def ray_source(settings: Settings, encoder: Encoder, address: str, cpus: int) ->
         model=settings.model,
         checkpoint=checkpoint,
         checkpoint_dirs=tuple(str(d) for d in settings.checkpoint_dirs),
-        options=settings.inference.serving_options(),
+        options=replace(  # the driver's own choices, as the store made it follow them (as_stored)
+            settings.inference.serving_options(),
+            preset=getattr(encoder, "preset", None),
+            quantize=getattr(encoder, "quantize", "none"),
+        ),
         key=encoder.key,
     )
     return RayPhotoSource(

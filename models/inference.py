@@ -26,14 +26,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ServingOptions:
     """runtime: auto (ONNX on CPU, PyTorch on CUDA), torch or onnx; preset: fast, balanced, best
-    or None (the default, models/joint/config.py DEFAULT_PRESET); quantize: int8 ONNX towers (none,
-    text, all); cache_dir: where ONNX exports are kept (None: ~/.cache/photosearch/onnx)."""
+    or None (the default, models/joint/config.py DEFAULT_PRESET); quantize: int8 ONNX towers (auto,
+    none, image, text, all: models/onnx_runtime.py); cache_dir: where ONNX exports are kept (None:
+    ~/.cache/photosearch/onnx)."""
 
     runtime: RuntimeName = "auto"
     preset: PresetName | None = None
-    quantize: QuantizeName = "none"
+    quantize: QuantizeName = "auto"
     cache_dir: Path | None = None
     threads: int | None = None
+    spin: bool = True  # ONNX Runtime's idle threads busy-wait: quicker queries; off for the indexer
 
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
@@ -47,15 +49,15 @@ class ServingOptions:
 def serve_encoder(encoder: Encoder, options: ServingOptions) -> Encoder:
     """Apply the preset (joint family) and switch the towers to ONNX Runtime when the runtime says so."""
     options.check()
-    if hasattr(encoder, "apply_preset"):
-        encoder.apply_preset(options.preset)
     runtime = resolve_runtime(options.runtime, encoder.device)
-    if options.quantize != "none" and runtime != "onnx":
+    if options.quantize not in ("none", "auto") and runtime != "onnx":
         raise InvalidInputError(
             "int8 quantization runs through ONNX Runtime: set the runtime to onnx or auto (CPU)"
         )
     if runtime == "onnx":
-        use_onnx(encoder, options.cache_dir, options.quantize, options.threads)
+        use_onnx(encoder, options.cache_dir, options.quantize, options.threads, options.spin)
+    if hasattr(encoder, "apply_preset"):  # after the precision: the default preset depends on it
+        encoder.apply_preset(options.preset)
     log.debug("model %s on %s through %s", encoder.key, encoder.device, runtime)
     return encoder
 
@@ -71,3 +73,57 @@ def load_encoder(
     options.check()
     resolve_runtime(options.runtime, resolve_device(device))  # a wrong choice fails before the model loads
     return serve_encoder(create_encoder(model, checkpoint, device, checkpoint_dirs), options)
+
+
+def embedding_variants(encoder: Encoder) -> dict[str, tuple[PresetName | None, QuantizeName]]:
+    """Every model key these weights take here → (preset, quantize) that embeds that way: each
+    test-time preset (joint family) in fp32 and, when the image tower has int8 ranges, in int8."""
+    from models.int8_calibration import calibration_path
+
+    serving = ("preset", "preprocess", "hflip", "extra_sizes", "quantize")
+    saved = {name: getattr(encoder, name) for name in serving if hasattr(encoder, name)}
+    path = calibration_path(encoder)
+    precisions: tuple[QuantizeName, ...] = ("none", "image") if path and path.is_file() else ("none",)
+    presets: Sequence[PresetName | None] = PRESETS if hasattr(encoder, "apply_preset") else (None,)
+    variants: dict[str, tuple[PresetName | None, QuantizeName]] = {}
+    try:
+        for preset in presets:
+            if preset is not None:
+                encoder.apply_preset(preset)  # type: ignore[attr-defined]
+            for quantize in precisions:
+                encoder.quantize = quantize  # type: ignore[attr-defined]
+                variants.setdefault(encoder.key, (preset, quantize))
+    finally:
+        for name, value in saved.items():
+            setattr(encoder, name, value)
+    return variants
+
+
+def follow_stored(encoder: Encoder, options: ServingOptions, stored: dict[str, int]) -> Encoder:
+    """With the preset and quantize left to their defaults, embed as the store already does: when it
+    holds photo vectors of these weights embedded another way (an earlier default, or a GPU indexer's
+    fp32) and none the default way, switch to the way that embedded the most. So an upgrade or a
+    server on other hardware never leaves a collection unsearchable or re-embeds it unasked.
+    stored: photo vectors per model key."""
+    if options.preset is not None or options.quantize != "auto" or encoder.key in stored:
+        return encoder
+    variants = embedding_variants(encoder)
+    found = sorted(((count, key) for key, count in stored.items() if key in variants), reverse=True)
+    onnx = getattr(encoder, "runtime", "torch") == "onnx"
+    found = [(count, key) for count, key in found if onnx or variants[key][1] == "none"]
+    if not found:
+        return encoder
+    count, key = found[0]
+    preset, quantize = variants[key]
+    log.info(
+        "the store holds %d photo vectors embedded as %s and none as %s: embedding that way (set the "
+        "preset or quantize to choose)",
+        count,
+        key,
+        encoder.key,
+    )
+    if onnx:
+        use_onnx(encoder, options.cache_dir, quantize, options.threads, options.spin)
+    if preset is not None:
+        encoder.apply_preset(preset)  # type: ignore[attr-defined]
+    return encoder

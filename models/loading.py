@@ -169,7 +169,8 @@ def _batch(positions: range, loaded: list[Loaded]) -> LoadedBatch:
     items = list(zip(positions, loaded, strict=True))
     good = [(i, p, d) for i, (p, d) in items if p is not None]
     failures = [(i, d) for i, (p, d) in items if p is None and isinstance(d, str)]
-    pixels = torch.stack([torch.from_numpy(p) for _, p, _ in good]) if good else torch.zeros(0)
+    # one copy into a new array (NumPy's stack: a plain memcpy a photo, no thread pool)
+    pixels = torch.from_numpy(np.stack([p for _, p, _ in good])) if good else torch.zeros(0)
     photos = [d for _, _, d in good if isinstance(d, DecodedPhoto)]
     return LoadedBatch([i for i, _, _ in good], pixels, photos, failures)
 

@@ -130,20 +130,24 @@ def checksum_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.sha256")
 
 
-def write_atomically(path: Path, produce: Callable[[Path], None]) -> Path:
-    """produce(temp path) writes the file; it is fsynced and renamed into place with its checksum,
-    so a reader sees a whole file or none, even with several processes exporting at once."""
+def write_atomically(path: Path, produce: Callable[[Path], object], checksum: bool = True) -> Path:
+    """produce(temp path) writes the file; it is fsynced and renamed into place (with its checksum
+    beside it unless `checksum` is off), so a reader sees a whole file or none, even with several
+    processes writing at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         produce(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        checksum = checksum_path(path)
-        checksum_tmp = checksum.with_name(f".{checksum.name}.tmp-{os.getpid()}")
-        checksum_tmp.write_text(file_digest(tmp) + "\n")
+        if not checksum:
+            os.replace(tmp, path)
+            return path
+        sidecar = checksum_path(path)
+        sidecar_tmp = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
+        sidecar_tmp.write_text(file_digest(tmp) + "\n")
         os.replace(tmp, path)
-        os.replace(checksum_tmp, checksum)
+        os.replace(sidecar_tmp, sidecar)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -185,8 +189,16 @@ def quantize_int8(source: Path, path: Path) -> Path:
     activations stay float and are quantized on the fly."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from models.int8_calibration import QuantizerNotes
+
     def produce(tmp: Path) -> None:
-        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+        quiet = QuantizerNotes()
+        logging.getLogger().addFilter(quiet)
+        try:
+            matrix_products = ["MatMul", "Gemm"]
+            quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=matrix_products)
+        finally:
+            logging.getLogger().removeFilter(quiet)
 
     log.info("quantizing %s to int8 at %s", source.name, path)
     return write_atomically(path, produce)

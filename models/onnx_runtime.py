@@ -20,6 +20,13 @@ import numpy as np
 from models.checkpoint import file_digest
 from models.encoder import Encoder
 from models.errors import InvalidInputError
+from models.int8_calibration import (
+    Calibration,
+    CalibrationError,
+    calibration_path,
+    quantize_static_int8,
+    read_calibration,
+)
 from models.onnx_export import (
     TowerGraph,
     checksum_path,
@@ -31,10 +38,13 @@ from models.onnx_export import (
 
 log = logging.getLogger(__name__)
 
-QuantizeName = Literal["none", "text", "all"]
-QUANTIZE_CHOICES: tuple[QuantizeName, ...] = ("none", "text", "all")
+# none: fp32 towers; image: the image tower's convolutions in int8, with activation ranges measured
+# beside the checkpoint (models/int8_calibration.py); text: the text tower's matrix products in int8
+# (dynamic); all: both; auto: image when the checkpoint has a calibration, else none
+QuantizeName = Literal["auto", "none", "image", "text", "all"]
+QUANTIZE_CHOICES: tuple[QuantizeName, ...] = ("auto", "none", "image", "text", "all")
 # Encoder.key suffixes: int8 vectors differ from fp32 ones by more than rounding, so they never share an index
-QUANTIZE_KEYS = {"none": "", "text": "+int8text", "all": "+int8"}
+QUANTIZE_KEYS = {"none": "", "image": "+int8image", "text": "+int8text", "all": "+int8all"}
 
 
 def default_cache_dir() -> Path:
@@ -44,9 +54,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "photosearch" / "onnx"
 
 
-def session_options(threads: int | None = None) -> object:
+def session_options(threads: int | None = None, spin: bool = True) -> object:
     """Intra-op threads = the cores this process may use (or `threads`), all graph optimisations, one
-    inter-op thread."""
+    inter-op thread. spin: idle threads busy-wait for the next run (a query answers ~1 ms sooner); off
+    where other processes need the cores (the indexer's decoding workers)."""
     import onnxruntime as ort
 
     from models.runtime import usable_cores
@@ -56,6 +67,8 @@ def session_options(threads: int | None = None) -> object:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: the optimiser's notes are not the user's business
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -96,29 +109,69 @@ def _intact(path: Path) -> bool:
     return checksum.read_text().strip() == file_digest(path)
 
 
-def _open(path: Path, threads: int | None) -> TowerSession:
+def _open(path: Path, threads: int | None, spin: bool = True) -> TowerSession:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(path), session_options(threads, spin), providers=["CPUExecutionProvider"]
+    )
     return TowerSession(path, session, [i.name for i in session.get_inputs()])
 
 
-def open_tower(graph: TowerGraph, folder: Path, quantized: bool, threads: int | None = None) -> TowerSession:
-    """The tower's session, exported (and quantized) first when the cache lacks an intact file."""
+def open_tower(
+    graph: TowerGraph,
+    folder: Path,
+    quantized: bool,
+    threads: int | None = None,
+    calibration: Calibration | None = None,
+    spin: bool = True,
+) -> TowerSession:
+    """The tower's session, exported (and quantized) first when the cache lacks an intact file.
+    quantized: int8, statically with `calibration`'s activation ranges when given, else dynamically."""
     plain = folder / f"{graph.name}.onnx"
-    target = folder / f"{graph.name}-int8.onnx" if quantized else plain
+    target = plain
+    if quantized:
+        stem = f"{graph.name}-int8-{calibration.digest[:12]}" if calibration else f"{graph.name}-int8"
+        target = folder / f"{stem}.onnx"
     if _intact(target):
         try:
-            return _open(target, threads)
+            return _open(target, threads, spin)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             log.warning("cached ONNX file %s cannot be opened (%s): exporting it again", target, exc)
     elif target.exists():
         log.warning("cached ONNX file %s is damaged (checksum mismatch): exporting it again", target)
-    if not quantized or not _intact(plain):
-        export_graph(graph, plain)
-    if quantized:
+    exported(graph, folder)
+    if calibration is not None and quantized:
+        quantize_static_int8(plain, target, calibration)
+    elif quantized:
         quantize_int8(plain, target)
-    return _open(target, threads)
+    return _open(target, threads, spin)
+
+
+def exported(graph: TowerGraph, folder: Path) -> Path:
+    """The tower's fp32 ONNX file in `folder`, exported first unless an intact one is there."""
+    plain = folder / f"{graph.name}.onnx"
+    if not _intact(plain):
+        export_graph(graph, plain)
+    return plain
+
+
+def resolve_quantize(encoder: Encoder, quantize: QuantizeName) -> tuple[QuantizeName, Calibration | None]:
+    """(what is quantized, the image tower's ranges when it is). auto: the image tower when the
+    checkpoint has a calibration that fits it (one measured for other weights is reported and skipped);
+    image or all without one: CalibrationError saying how to measure one."""
+    if quantize in ("none", "text"):
+        return quantize, None
+    if quantize != "auto":
+        return quantize, read_calibration(encoder)
+    path = calibration_path(encoder)
+    if path is None or not path.is_file():
+        return "none", None
+    try:
+        return "image", read_calibration(encoder)
+    except CalibrationError as exc:
+        log.warning("%s; embedding photos in fp32", exc)
+        return "none", None
 
 
 def use_onnx(
@@ -126,20 +179,24 @@ def use_onnx(
     cache_dir: Path | None = None,
     quantize: QuantizeName = "none",
     threads: int | None = None,
+    spin: bool = True,
 ) -> Encoder:
     """Switch `encoder` (on the CPU) to ONNX Runtime towers, exporting them on first use."""
     if quantize not in QUANTIZE_CHOICES:
         raise InvalidInputError(f"unknown quantize {quantize!r}: use one of {list(QUANTIZE_CHOICES)}")
     if encoder.device.type != "cpu":
         raise InvalidInputError(f"ONNX Runtime runs the towers on the CPU here, not on {encoder.device}")
-    folder = export_folder(cache_dir or default_cache_dir(), encoder)
-    sessions = {
-        graph.name: open_tower(
-            graph, folder, quantize == "all" or (quantize == "text" and graph.name == "text"), threads
-        )
-        for graph in tower_graphs(encoder)
-    }
     if not isinstance(encoder, OnnxTowers):
         raise InvalidInputError(f"the {encoder.family} family has no ONNX export: use the torch runtime")
+    quantize, calibration = resolve_quantize(encoder, quantize)
+    folder = export_folder(cache_dir or default_cache_dir(), encoder)
+    sessions = {}
+    for graph in tower_graphs(encoder):
+        if graph.name == "image":
+            quantized = quantize in ("image", "all")
+            sessions["image"] = open_tower(graph, folder, quantized, threads, calibration, spin)
+        else:
+            quantized = quantize in ("text", "all")
+            sessions[graph.name] = open_tower(graph, folder, quantized, threads, spin=spin)
     encoder.use_sessions(sessions.get("image"), sessions.get("text"), quantize)
     return encoder

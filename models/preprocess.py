@@ -41,8 +41,10 @@ class PreprocessConfig(StrictConfig):
             left = (image.width - size) // 2
             top = (image.height - size) // 2
             image = image.crop((left, top, left + size, top + size))
-        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
-        tensor = torch.from_numpy(array).permute(2, 0, 1)  # (3, H, W)
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
-        return (tensor - mean) / std
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        # (3, H, W), contiguous, normalised in place: the same float32 operations as (x / 255 - mean) / std
+        array = np.ascontiguousarray(np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1))
+        np.divide(array, np.float32(255.0), out=array)
+        array -= np.asarray(self.mean, dtype=np.float32).reshape(3, 1, 1)
+        array /= np.asarray(self.std, dtype=np.float32).reshape(3, 1, 1)
+        return torch.from_numpy(array)

@@ -80,8 +80,9 @@ class InferenceSettings(BaseModel):
     # fast | balanced | best (models/joint/config.py); None: the default the measurements chose. Part of
     # the model key, so an index is never fed vectors of two presets
     preset: Literal["fast", "balanced", "best"] | None = None
-    # int8 ONNX towers (opt-in; costs recall, benchmarks/runtime.md): none | text | all
-    quantize: Literal["none", "text", "all"] = "none"
+    # int8 ONNX towers (benchmarks/runtime.md): auto (the image tower when the checkpoint has int8
+    # calibration beside it: no measured recall cost) | none | image | text (costs recall) | all
+    quantize: Literal["auto", "none", "image", "text", "all"] = "auto"
     onnx_cache_dir: Path | None = None  # None: ~/.cache/photosearch/onnx (exports keyed by checkpoint hash)
 
     def serving_options(self) -> ServingOptions:

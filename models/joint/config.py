@@ -173,9 +173,12 @@ class JointConfig(StrictConfig):
 
 PresetName = Literal["fast", "balanced", "best"]
 PRESETS: tuple[PresetName, ...] = ("fast", "balanced", "best")
-# The default: the fastest preset within 1 R@1 point of "best" both ways (text→photo and photo→text,
-# Flickr8k val, query bank on). Measured for joint-default in benchmarks/runtime.md.
+# The default: the fastest preset within 1 R@1 point of the most accurate setting (best, fp32 towers) both
+# ways (text→photo and photo→text, Flickr8k val, query bank on), for the image tower's precision. Measured
+# for joint-default in benchmarks/runtime.md: in fp32 only best is; with the int8 image tower (ONNX
+# Runtime on a CPU, calibrated), balanced is (-0.4 / -1.0).
 DEFAULT_PRESET: PresetName = "best"
+DEFAULT_PRESET_INT8: PresetName = "balanced"
 
 
 def serving_preset(config: JointConfig, preset: PresetName) -> ServingConfig:

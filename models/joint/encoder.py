@@ -10,7 +10,14 @@ from PIL import Image
 
 from models.checkpoint import Checkpoint
 from models.encoder import Encoder, Reranker, l2_normalise
-from models.joint.config import DEFAULT_PRESET, JointConfig, PresetName, ServingConfig, serving_preset
+from models.joint.config import (
+    DEFAULT_PRESET,
+    DEFAULT_PRESET_INT8,
+    JointConfig,
+    PresetName,
+    ServingConfig,
+    serving_preset,
+)
 from models.joint.model import JointModel
 from models.onnx_runtime import QUANTIZE_KEYS, OnnxTowers
 from models.preprocess import PreprocessConfig
@@ -55,8 +62,10 @@ class JointEncoder(OnnxTowers, Encoder):
         return preprocess, serving.hflip, list(serving.extra_sizes)
 
     def apply_preset(self, preset: PresetName | None = None) -> JointEncoder:
-        """Embed photos with a named test-time preset (models/joint/config.py; None: the default)."""
-        self.preset = preset or DEFAULT_PRESET
+        """Embed photos with a named test-time preset (models/joint/config.py; None: the default for the
+        image tower's precision)."""
+        default = DEFAULT_PRESET_INT8 if self.quantize in ("image", "all") else DEFAULT_PRESET
+        self.preset = preset or default
         self.preprocess, self.hflip, self.extra_sizes = self._resolved(
             serving_preset(self.model.config, self.preset)
         )
@@ -72,16 +81,19 @@ class JointEncoder(OnnxTowers, Encoder):
 
     @torch.inference_mode()
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
-        pixels = pixels.to(self.device)
+        vectors = [self._embed_view(v) for v in self.image_views(pixels.to(self.device))]
+        return l2_normalise(torch.stack(vectors).sum(dim=0))
+
+    def image_views(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """(batch, 3, H, W) at the preset's resolution → what the image tower sees: each resolution
+        of the preset (resized from these pixels), and each mirrored when the preset mirrors."""
         scales = [pixels] + [
             torch.nn.functional.interpolate(
                 pixels, size=(size, size), mode="bicubic", antialias=True, align_corners=False
             )
             for size in self.extra_sizes
         ]
-        views = scales + [scale.flip(-1) for scale in scales] if self.hflip else scales  # + mirror images
-        vectors = [self._embed_view(v) for v in views]
-        return l2_normalise(torch.stack(vectors).sum(dim=0))
+        return scales + [scale.flip(-1) for scale in scales] if self.hflip else scales
 
     def _embed_view(self, pixels: torch.Tensor) -> torch.Tensor:
         """(batch, 3, H, W) → (batch, dim) unit vectors, through ONNX Runtime when it is on."""

@@ -38,5 +38,7 @@ def test_index_from_one_directory_then_search_from_another(
         assert client.get("/ready").status_code == 200
         hits = client.post("/v1/search/text", json={"query": "a dog", "k": 3}).json()["hits"]
         assert len(hits) == 3
-    monkeypatch.setattr("cli.context.open_encoder", lambda _settings: encoder)  # the same model, loaded once
+    monkeypatch.setattr(
+        "cli.context.open_encoder", lambda _settings, *_more, **_kw: encoder
+    )  # the same model, loaded once
     assert len(open_service(at_second).search_text("a dog", k=2)) == 2  # as `photosearch query` does

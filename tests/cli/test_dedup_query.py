@@ -38,7 +38,7 @@ def dog_ids(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Itera
         env.setenv("PHOTOSEARCH_DATABASE_URL", settings.db_url)
         env.setenv("PHOTOSEARCH_DEVICE", "cpu")
         env.setenv("COLUMNS", "250")
-        env.setattr("cli.context.open_encoder", lambda _settings: encoder)
+        env.setattr("cli.context.open_encoder", lambda *_args, **_kw: encoder)
         get_settings.cache_clear()
         yield [ids[str(folder / name)] for name in ("dog.jpg", "dog-copy.jpg", "dog-mirrored.jpg")]
     get_settings.cache_clear()

@@ -59,12 +59,16 @@ def test_switching_presets_never_mixes_vectors_in_one_index(env: Path, db_url: s
     fast = runner.invoke(app, ["index", str(folder), "--preset", "fast"])
     assert fast.exit_code == 0, fast.output
     assert embedded_now(fast.output) == 5
-    best = runner.invoke(app, ["index", str(folder)])  # the default preset: every photo embedded anew
+    # left to its default, the preset follows the store: the library is not embedded again unasked
+    plain = runner.invoke(app, ["index", str(folder)])
+    assert plain.exit_code == 0 and embedded_now(plain.output) == 0, plain.output
+    assert "embedded as" in plain.output and "+fast" in plain.output
+    best = runner.invoke(app, ["index", str(folder), "--preset", "best"])  # asked for: embedded anew
     assert best.exit_code == 0, best.output
     assert embedded_now(best.output) == 5
     again = runner.invoke(app, ["index", str(folder), "--preset", "fast"])
     assert again.exit_code == 0 and embedded_now(again.output) == 0  # its own vectors are still there
-    key = encoder.apply_preset(None).key  # type: ignore[attr-defined]  # the shipped setting's key
+    key = encoder.apply_preset("best").key  # type: ignore[attr-defined]  # the shipped setting's key
     assert vectors_per_model(db_url) == Counter({key: 5, f"{key}+fast": 5})
     found = runner.invoke(app, ["query", "a dog", "-k", "3"])
     assert found.exit_code == 0, found.output
@@ -90,8 +94,12 @@ def test_export_writes_the_towers_once(tmp_path: Path, monkeypatch: pytest.Monke
     first = runner.invoke(app, ["export", "--cache-dir", str(cache)])
     assert first.exit_code == 0, first.output
     files = sorted(cache.glob("joint-default-*/*.onnx"))
-    assert [f.name for f in files] == ["image.onnx", "text.onnx"]
-    assert all(str(f) in first.output for f in files) and "joint-default@" in first.output
+    # fp32 towers, and the image tower in int8 made from them with the shipped calibration (quantize auto)
+    names = [f.name for f in files]
+    assert len(names) == 3 and names[1:] == ["image.onnx", "text.onnx"]
+    assert re.fullmatch(r"image-int8-[0-9a-f]{12}\.onnx", names[0])
+    served = [files[0], files[2]]
+    assert all(str(f) in first.output for f in served) and "+int8image" in first.output
     written = {f: f.stat().st_mtime_ns for f in files}
     again = runner.invoke(app, ["export", "--cache-dir", str(cache)])
     assert again.exit_code == 0, again.output

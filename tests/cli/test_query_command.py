@@ -60,7 +60,9 @@ def library(
         env.setenv("PHOTOSEARCH_DATABASE_URL", url)
         env.setenv("PHOTOSEARCH_DEVICE", "cpu")
         env.setenv("COLUMNS", "200")
-        env.setattr("cli.context.open_encoder", lambda _settings: encoder)  # the same model, loaded once
+        env.setattr(
+            "cli.context.open_encoder", lambda _settings, *_more, **_kw: encoder
+        )  # the same model, loaded once
         get_settings.cache_clear()
         yield Library(
             base / "photos",

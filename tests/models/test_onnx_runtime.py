@@ -46,9 +46,8 @@ def val_photos(count: int, skip: int = 0) -> list[Image.Image]:
 def onnx_encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
     """The shipped default model served through ONNX Runtime (exported into a fresh cache)."""
     cache = tmp_path_factory.mktemp("onnx")
-    return load_encoder(
-        "joint-default", device="cpu", options=ServingOptions(runtime="onnx", cache_dir=cache)
-    )
+    options = ServingOptions(runtime="onnx", quantize="none", cache_dir=cache)  # fp32: equal to PyTorch
+    return load_encoder("joint-default", device="cpu", options=options)
 
 
 def test_the_default_model_embeds_photos_and_captions_as_pytorch_does(
@@ -95,7 +94,7 @@ def tiny_joint_checkpoint(path: Path, seed: int) -> Path:
 
 def test_a_changed_checkpoint_never_uses_the_stale_export(tmp_path: Path) -> None:
     cache = tmp_path / "onnx"
-    options = ServingOptions(runtime="onnx", cache_dir=cache)
+    options = ServingOptions(runtime="onnx", quantize="none", cache_dir=cache)
     checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
     photos = val_photos(3)
     first = load_encoder(str(checkpoint), device="cpu", options=options)
@@ -112,7 +111,7 @@ def test_a_changed_checkpoint_never_uses_the_stale_export(tmp_path: Path) -> Non
 def test_a_damaged_cached_file_is_exported_again_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    options = ServingOptions(runtime="onnx", cache_dir=tmp_path / "onnx")
+    options = ServingOptions(runtime="onnx", quantize="none", cache_dir=tmp_path / "onnx")
     checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
     photos = val_photos(2)
     expected = create_encoder(str(checkpoint), device="cpu").encode_images(photos)
@@ -153,13 +152,14 @@ def test_runtime_choice() -> None:
         resolve_runtime("tensorrt", cpu)
 
 
-def test_quantized_towers_are_opt_in_and_keyed_apart(tmp_path: Path) -> None:
+def test_quantized_towers_are_keyed_apart_and_need_onnx(tmp_path: Path) -> None:
     checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
     plain = create_encoder(str(checkpoint), device="cpu")
+    calibrate_on_photos(plain, 4, tmp_path / "onnx")
     options = ServingOptions(runtime="onnx", quantize="all", cache_dir=tmp_path / "onnx")
     quantized = load_encoder(str(checkpoint), device="cpu", options=options)
-    assert quantized.key == f"{plain.key}+int8"
-    assert quantized.image_session.path.name == "image-int8.onnx"  # type: ignore[attr-defined]
+    assert quantized.key == f"{plain.key}+balanced+int8all"
+    assert quantized.image_session.path.name.startswith("image-int8-")  # type: ignore[attr-defined]
     photos = val_photos(3)
     cosines = (quantized.encode_images(photos) * plain.encode_images(photos)).sum(axis=1)
     assert cosines.min() > 0.95  # close, not equal: which is why it is keyed apart
@@ -167,3 +167,14 @@ def test_quantized_towers_are_opt_in_and_keyed_apart(tmp_path: Path) -> None:
         serve_encoder(
             create_encoder(str(checkpoint), device="cpu"), ServingOptions(runtime="torch", quantize="all")
         )
+
+
+def calibrate_on_photos(encoder: Encoder, count: int, cache: Path, skip: int = 0) -> Path:
+    """Activation ranges of `count` shared train photos, written beside the encoder's checkpoint."""
+    from models.int8_calibration import calibrate
+    from models.onnx_export import tower_graphs
+    from models.onnx_runtime import exported
+
+    (graph,) = [g for g in tower_graphs(encoder) if g.name == "image"]
+    paths = [SHARED / row["image"] for row in shared_rows("train", count, skip)]
+    return calibrate(encoder, paths, exported(graph, export_folder(cache, encoder)))

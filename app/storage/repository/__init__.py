@@ -45,6 +45,7 @@ from app.storage.repository.vectors import (
     photo_vectors,
     photo_vectors_for_ids,
     to_blob,
+    vector_counts_by_model,
 )
 
 __all__ = [
@@ -82,4 +83,5 @@ __all__ = [
     "tag_counts",
     "tags_of_photos",
     "to_blob",
+    "vector_counts_by_model",
 ]

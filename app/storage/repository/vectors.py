@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.storage.tables import (
@@ -157,3 +157,14 @@ def _served_rows(kind: str, collection_id: int, ids: list[int], model_key: str) 
             Photo.collection_id == collection_id,
         )
     )
+
+
+def vector_counts_by_model(session: Session, *, key_prefix: str) -> dict[str, int]:
+    """Photo vectors per model key, among the keys that start with `key_prefix` (one model's weights
+    embedded in its several ways)."""
+    rows = session.execute(
+        select(PhotoEmbedding.model_key, func.count())
+        .where(PhotoEmbedding.model_key.startswith(key_prefix, autoescape=True))
+        .group_by(PhotoEmbedding.model_key)
+    ).all()
+    return {str(key): int(count) for key, count in rows}

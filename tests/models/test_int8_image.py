@@ -1,0 +1,199 @@
+"""The image tower in static int8: the shipped calibration quantizes the default model's convolutions and
+keeps its search results, ranges are measured by `photosearch calibrate-int8` and kept beside the checkpoint,
+and ranges measured for other weights, damaged or missing ones are never applied."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli.main import app
+from models.encoder import Encoder
+from models.inference import ServingOptions, load_encoder
+from models.int8_calibration import CalibrationError, calibration_path
+from models.registry import create_encoder
+from tests.builders.photos import SHARED, shared_rows
+from tests.models.test_onnx_runtime import (
+    assert_same_vectors,
+    calibrate_on_photos,
+    tiny_joint_checkpoint,
+    val_photos,
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def int8_default(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
+    """The shipped default model as served on a CPU: quantize auto, a fresh export cache."""
+    cache = tmp_path_factory.mktemp("onnx")
+    return load_encoder("joint-default", device="cpu", options=ServingOptions(cache_dir=cache))
+
+
+def test_the_default_model_serves_photos_through_int8_convolutions(
+    int8_default: Encoder, encoder: Encoder
+) -> None:
+    assert int8_default.quantize == "image"  # type: ignore[attr-defined]
+    assert int8_default.key.endswith("+int8image") and not encoder.key.endswith("+int8image")
+    graph = onnx.load(str(int8_default.image_session.path))  # type: ignore[attr-defined]
+    ops = [node.op_type for node in graph.graph.node]
+    convolutions = ops.count("Conv")
+    assert convolutions >= 40 and ops.count("DequantizeLinear") >= convolutions  # each with int8 weights
+    rows = shared_rows("val", 10, skip=60)
+    photos = [Image.open(SHARED / row["image"]).convert("RGB") for row in rows]
+    captions = [row["captions"][0] for row in rows]
+    int8_default.apply_preset("best")  # type: ignore[attr-defined]  # as the fp32 encoder serves
+    try:
+        quantized, plain = int8_default.encode_images(photos), encoder.encode_images(photos)
+    finally:
+        int8_default.apply_preset(None)  # type: ignore[attr-defined]
+    assert float((quantized * plain).sum(axis=1).min()) > 0.98
+    # the text tower stays fp32, and each caption's own photo ranks where it ranked in fp32, or next to it
+    texts = int8_default.encode_texts(captions)
+    assert_same_vectors(texts, encoder.encode_texts(captions))
+
+    def own_photo_ranks(photo_vectors: np.ndarray) -> np.ndarray:
+        scores = texts @ photo_vectors.T  # (caption, photo); caption i describes photo i
+        return (scores > scores.diagonal()[:, None]).sum(axis=1)
+
+    int8_ranks, fp32_ranks = own_photo_ranks(quantized), own_photo_ranks(plain)
+    assert np.abs(int8_ranks - fp32_ranks).max() <= 1
+    assert abs(int((int8_ranks == 0).sum()) - int((fp32_ranks == 0).sum())) <= 1
+
+
+def test_the_shipped_calibration_was_measured_for_the_shipped_weights(encoder: Encoder) -> None:
+    path = calibration_path(encoder)
+    assert path is not None and path.name == "joint-default.int8.json"
+    data = json.loads(path.read_text())
+    assert data["checkpoint_sha256"] == encoder.checkpoint_digest and data["photos"] >= 100
+
+
+def test_calibrating_writes_ranges_these_weights_alone_may_use(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
+    cache = tmp_path / "onnx"
+    plain = create_encoder(str(checkpoint), device="cpu")
+    written = calibrate_on_photos(plain, 6, cache)
+    assert written == tmp_path / "tiny.int8.json"
+    assert json.loads(written.read_text())["checkpoint_sha256"] == plain.checkpoint_digest
+    served = load_encoder(str(checkpoint), device="cpu", options=ServingOptions(cache_dir=cache))
+    assert served.quantize == "image" and served.key == f"{plain.key}+balanced+int8image"  # type: ignore[attr-defined]
+    photos = val_photos(4)
+    assert float((served.encode_images(photos) * plain.encode_images(photos)).sum(axis=1).min()) > 0.95
+
+    tiny_joint_checkpoint(checkpoint, seed=2)  # new weights in the same file: the ranges are not theirs
+    with pytest.raises(CalibrationError, match="measured for other weights.*photosearch calibrate-int8"):
+        load_encoder(str(checkpoint), device="cpu", options=ServingOptions(quantize="image", cache_dir=cache))
+    with caplog.at_level(logging.WARNING, logger="models.onnx_runtime"):
+        fallback = load_encoder(str(checkpoint), device="cpu", options=ServingOptions(cache_dir=cache))
+    assert "measured for other weights" in caplog.text and "fp32" in caplog.text
+    assert fallback.quantize == "none" and "+int8" not in fallback.key  # type: ignore[attr-defined]
+    assert_same_vectors(
+        fallback.encode_images(photos), create_encoder(str(checkpoint), device="cpu").encode_images(photos)
+    )
+
+
+def test_new_ranges_make_a_new_int8_file(tmp_path: Path) -> None:
+    checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
+    cache, plain = tmp_path / "onnx", create_encoder(str(checkpoint), device="cpu")
+    options = ServingOptions(quantize="image", cache_dir=cache)
+    calibrate_on_photos(plain, 4, cache)
+    first = load_encoder(str(checkpoint), device="cpu", options=options).image_session.path  # type: ignore[attr-defined]
+    calibrate_on_photos(plain, 4, cache, skip=100)  # other photos, other ranges
+    second = load_encoder(str(checkpoint), device="cpu", options=options).image_session.path  # type: ignore[attr-defined]
+    assert first != second and first.parent == second.parent
+
+
+def test_missing_or_damaged_ranges_are_refused_with_the_command_that_measures_them(tmp_path: Path) -> None:
+    checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
+    options = ServingOptions(quantize="image", cache_dir=tmp_path / "onnx")
+    with pytest.raises(CalibrationError, match=r"no int8 calibration.*photosearch calibrate-int8 PHOTOS"):
+        load_encoder(str(checkpoint), device="cpu", options=options)
+    auto = load_encoder(str(checkpoint), device="cpu", options=ServingOptions(cache_dir=tmp_path / "onnx"))
+    assert auto.quantize == "none"  # type: ignore[attr-defined]  # auto: fp32 without ranges, quietly
+    (tmp_path / "tiny.int8.json").write_text('{"checkpoint_sha256": ')
+    with pytest.raises(CalibrationError, match="unreadable"):
+        load_encoder(str(checkpoint), device="cpu", options=options)
+
+
+def test_the_calibrate_int8_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTOSEARCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOSEARCH_INFERENCE__ONNX_CACHE_DIR", str(tmp_path / "onnx"))
+    from app.core.config import get_settings
+
+    get_settings.cache_clear()
+    checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for row in shared_rows("train", 5):
+        (folder / Path(row["image"]).name).write_bytes((SHARED / row["image"]).read_bytes())
+    done = runner.invoke(app, ["calibrate-int8", str(folder), "--model", str(checkpoint), "--photos", "3"])
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "tiny.int8.json").read_text())["photos"] == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = runner.invoke(app, ["calibrate-int8", str(empty), "--model", str(checkpoint)])
+    assert refused.exit_code == 2 and "no photos under" in refused.output
+    get_settings.cache_clear()
+
+
+def test_the_default_preset_follows_the_image_towers_precision(
+    int8_default: Encoder, encoder: Encoder
+) -> None:
+    # fp32: only best is within 1 R@1 point of best; with the int8 image tower, balanced is
+    # (benchmarks/runtime.md): one 320 px pass and its mirror image instead of four passes
+    assert int8_default.preset == "balanced" and "+balanced+int8image" in int8_default.key  # type: ignore[attr-defined]
+    assert int8_default.extra_sizes == [] and int8_default.hflip  # type: ignore[attr-defined]
+    assert encoder.apply_preset(None).preset == "best"  # type: ignore[attr-defined]
+
+
+def test_the_model_follows_how_the_store_embedded_these_weights(tmp_path: Path, db_url: str) -> None:
+    """A store embedded in fp32 (an earlier default, a GPU indexer) is served and extended in fp32 by a
+    CPU whose default is int8, never left unsearchable; explicit settings are obeyed as given."""
+    from app.storage.db import make_engine, migrate, session_factory, transaction
+    from app.storage.stored_models import as_stored
+    from app.storage.tables import Collection, Photo, PhotoEmbedding
+
+    checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
+    cache = tmp_path / "onnx"
+    plain = create_encoder(str(checkpoint), device="cpu")
+    calibrate_on_photos(plain, 4, cache)
+    fp32_best = plain.apply_preset("best").key  # type: ignore[attr-defined]
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        collection = Collection(name="c", root="/c")
+        session.add(collection)
+        session.flush()
+        for i in range(3):
+            photo = Photo(
+                collection_id=collection.id, path=f"/c/{i}.jpg", size=1, mtime_ns=1, sha256=f"{i:064x}"
+            )
+            session.add(photo)
+            session.flush()
+            session.add(PhotoEmbedding(photo_id=photo.id, model_key=fp32_best, vector=b"\0" * 4 * plain.dim))
+        session.add(PhotoEmbedding(photo_id=photo.id, model_key="other-model@0123456789ab", vector=b"\0" * 8))
+
+    def served(**options: str) -> Encoder:
+        settings = ServingOptions(cache_dir=cache, **options)  # type: ignore[arg-type]
+        return as_stored(load_encoder(str(checkpoint), device="cpu", options=settings), settings, sessions)
+
+    followed = served()
+    assert followed.key == fp32_best and followed.quantize == "none"  # type: ignore[attr-defined]
+    photos = val_photos(2)
+    assert_same_vectors(followed.encode_images(photos), plain.encode_images(photos))
+    assert served(preset="best").key == f"{fp32_best}+int8image"  # a preset asked for is used
+    assert served(quantize="image").key.endswith("+balanced+int8image")
+    with transaction(sessions) as session:  # once the store holds the default's vectors, it keeps them
+        session.add(PhotoEmbedding(photo_id=photo.id, model_key=served(quantize="image").key, vector=b"\0"))
+    assert served().key.endswith("+balanced+int8image")
+    engine.dispose()
