@@ -23,7 +23,7 @@ import numpy as np
 
 from models.encoder import Encoder
 from models.errors import InvalidInputError
-from models.onnx_export import write_atomically
+from models.onnx_export import QuantizerNotes, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,10 @@ def prepare(source: Path, target: Path) -> str:
     quantization start from, so that tensor names agree between them."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    quant_pre_process(str(source), str(target))
+    try:
+        quant_pre_process(str(source), str(target))
+    except (AssertionError, RuntimeError, ValueError):  # symbolic shapes fail on some ViT reshapes
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
     return str(target)
 
 
@@ -188,17 +191,6 @@ def _views(encoder: Encoder, photos: Sequence[Path]) -> Iterator[np.ndarray]:
     finally:
         for name, value in saved.items():
             setattr(encoder, name, value)
-
-
-class QuantizerNotes(logging.Filter):
-    """onnxruntime's quantizer notes on the root logger: that a 1-d weight (a LayerNorm's) has no channel
-    axis (it is quantized per tensor, as it should be), and a general hint to pre-process the graph;
-    not the user's business."""
-
-    NOTES = ("Axis ", "Please consider to run pre-processing")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.NOTES)
 
 
 class _ViewReader:

@@ -189,8 +189,6 @@ def quantize_int8(source: Path, path: Path) -> Path:
     activations stay float and are quantized on the fly."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from models.int8_calibration import QuantizerNotes
-
     def produce(tmp: Path) -> None:
         quiet = QuantizerNotes()
         logging.getLogger().addFilter(quiet)
@@ -202,3 +200,14 @@ def quantize_int8(source: Path, path: Path) -> Path:
 
     log.info("quantizing %s to int8 at %s", source.name, path)
     return write_atomically(path, produce)
+
+
+class QuantizerNotes(logging.Filter):
+    """onnxruntime's quantizer notes on the root logger: that a 1-d weight (a LayerNorm's) has no channel
+    axis (it is quantized per tensor, as it should be), and a general hint to pre-process the graph;
+    not the user's business."""
+
+    NOTES = ("Axis ", "Please consider to run pre-processing")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.NOTES)

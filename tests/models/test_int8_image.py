@@ -197,3 +197,25 @@ def test_the_model_follows_how_the_store_embedded_these_weights(tmp_path: Path, 
         session.add(PhotoEmbedding(photo_id=photo.id, model_key=served(quantize="image").key, vector=b"\0"))
     assert served().key.endswith("+balanced+int8image")
     engine.dispose()
+
+
+def test_a_clip_model_calibrates_and_serves_its_image_tower_in_int8(tmp_path: Path) -> None:
+    """The clip family's ViT through the same calibration and quantization code (random weights, saved
+    and loaded through the real loading path: no CLIP weights exist here)."""
+    import torch
+
+    from models.clip.encoder import random_clip_encoder
+    from models.clip.export import save_clip_checkpoint
+    from models.clip.tiny import tiny_clip_config
+
+    saved = save_clip_checkpoint(
+        random_clip_encoder(tiny_clip_config(), torch.device("cpu"), seed=5), tmp_path / "clip.safetensors"
+    )
+    plain = create_encoder(str(saved), device="cpu")
+    calibrate_on_photos(plain, 6, tmp_path / "onnx")
+    served = load_encoder(str(saved), device="cpu", options=ServingOptions(cache_dir=tmp_path / "onnx"))
+    assert served.quantize == "image" and served.key == f"{plain.key}+int8image"  # type: ignore[attr-defined]
+    photos = val_photos(4)
+    assert float((served.encode_images(photos) * plain.encode_images(photos)).sum(axis=1).min()) > 0.95
+    texts = ["a dog on a beach", "two children playing football"]
+    assert_same_vectors(served.encode_texts(texts), plain.encode_texts(texts))
