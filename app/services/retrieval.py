@@ -10,6 +10,7 @@ from app.services.index_cache import IndexCache, RawHit
 from app.storage import repository as repo
 from app.storage.repository.metadata_filters import MetadataFilter, photo_ids_matching
 from app.storage.repository.search import collection_ids_by_name
+from app.storage.stored_models import not_indexed_reason
 from models.encoder import Encoder
 from models.errors import NotFoundError, NotReadyError
 
@@ -50,7 +51,7 @@ class PhotoCandidates:
         else:
             raw = self.indexes.search("photos", vector, fetch, collection_ids)
         if not raw and not self.indexes.current("photos"):
-            raise NotReadyError("nothing is indexed for this model yet: run `photosearch index PATH`")
+            raise NotReadyError(not_indexed_reason(self.encoder, self.sessions))
         floor = filters.min_score
         return [h for h in raw if h.id not in filters.exclude and (floor is None or h.score >= floor)]
 

@@ -24,6 +24,7 @@ from app.services.ranking import BankRanking, PhotoDecoding, PhotoHit, candidate
 from app.services.retrieval import PhotoCandidates
 from app.storage import repository as repo
 from app.storage.repository.metadata_filters import taken_at_of
+from app.storage.stored_models import not_indexed_reason
 from models.encoder import Encoder
 
 __all__ = ["ImageQuery", "PhotoHit", "SearchService"]
@@ -198,6 +199,9 @@ class SearchService:
         )
         undated = [g for g in groups if taken.get(g.leader.id) is None]
         return self.hits_of((dated + undated)[page.offset : page.offset + page.k])
+
+    def not_indexed_reason(self) -> str:
+        return not_indexed_reason(self.encoder, self.sessions)
 
     def readiness(self) -> dict[str, object]:
         with self.sessions() as session:

@@ -242,3 +242,27 @@ def test_empty_service_says_nothing_is_indexed(sqlite_settings: Settings, encode
         assert response.status_code == 503 and "photosearch index" in response.json()["detail"]
         assert client.get("/ready").status_code == 503
         assert client.get("/health").status_code == 200
+
+
+def test_a_store_embedded_another_way_is_named_with_what_to_do(
+    sqlite_settings: Settings, encoder: Encoder, tmp_path: Path
+) -> None:
+    """Photos indexed with another preset or precision of the same weights after the server started
+    (a GPU or Ray run, say): the 503 names them and says how to serve them, not just 'index'."""
+    folder = tmp_path / "few"
+    photos.copy_shared_photos(folder, "val", 3)
+    served_key = encoder.apply_preset("best").key  # type: ignore[attr-defined]
+    try:
+        fast_key = encoder.apply_preset("fast").key  # type: ignore[attr-defined]
+        run_index(sqlite_settings, encoder, folder)
+    finally:
+        encoder.apply_preset("best")  # type: ignore[attr-defined]
+    with TestClient(create_app(sqlite_settings, encoder=encoder)) as client:
+        response = client.post("/v1/search/text", json={"query": "dog"})
+        detail = response.json()["detail"]
+        assert response.status_code == 503
+        assert f"nothing is indexed as {served_key}, but 3 photos are embedded as {fast_key}" in detail
+        assert "restart the server" in detail and "PHOTOSEARCH_INFERENCE__PRESET" in detail
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["detail"] == detail
+    encoder.apply_preset(None)  # type: ignore[attr-defined]

@@ -28,5 +28,5 @@ def ready(search: SearchDep) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
         raise NotReadyError(f"unavailable: {exc}") from exc
     if not facts["indexed_vectors"]:
-        raise NotReadyError("no photos indexed for this model: run `photosearch index PATH`")
+        raise NotReadyError(search.not_indexed_reason())
     return {"status": "ready", **facts}
