@@ -2,8 +2,8 @@
 
 ONNX Runtime's static (QDQ) quantization runs the image tower's convolutions in int8, which dynamic
 quantization cannot (it only covers matrix products, and EfficientNet is convolutions). It needs the
-range of every activation. `calibrate` measures them by running the fp32 image graph over a few hundred
-photos, in the views the encoder feeds it (each test-time resolution of the `best` preset, mirrored),
+range of every activation. `calibrate` measures them by running the fp32 image graph over a hundred or
+so photos, in the views the encoder feeds it (each test-time resolution of the `best` preset, mirrored),
 and writes them to `<checkpoint>.int8.json` with the checkpoint's sha256. Quantizing on first use then
 needs no photos, and ranges measured for other weights are refused, never applied.
 """
