@@ -120,11 +120,11 @@ def caption_bank(
 ) -> None:
     """Embed the model's caption bank (its training captions) now and cache it, so that annotation
     never waits for it; a model without one says so."""
-    from cli.context import open_encoder, prepare_data_dir
+    from cli.context import open_encoder, open_sessions, prepare_data_dir
 
     settings = settings_for(model)
     prepare_data_dir(settings)
-    encoder = open_encoder(settings)
+    encoder = open_encoder(settings, open_sessions(settings))  # the key the server will serve
     bank = ready_bank(encoder, settings)
     if bank is None:
         console.print(f"model {encoder.key} has no caption bank: annotation uses collection captions only")
