@@ -34,20 +34,20 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.db_url)
         await run_in_threadpool(migrate, engine)
+        sessions = session_factory(engine)
         model = encoder
         started = time.perf_counter()
         if model is None:
+            options = settings.inference.serving_options()
             model = await run_in_threadpool(
                 load_encoder,
                 settings.model,
                 settings.checkpoint,
                 settings.device,
                 settings.checkpoint_dirs,
-                settings.inference.serving_options(),
+                options,
             )
-        sessions = session_factory(engine)
-        if encoder is None:
-            model = await run_in_threadpool(as_stored, model, settings.inference.serving_options(), sessions)
+            model = await run_in_threadpool(as_stored, model, options, sessions)
         app.state.model_load_seconds = time.perf_counter() - started  # /metrics
         app.state.services = build_services(settings, model, sessions)
         yield

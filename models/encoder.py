@@ -6,7 +6,8 @@ Vectors are float32, L2-normalised, so similarity is the inner product.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,9 +57,14 @@ class Encoder(ABC):
         return 256 if self.device.type == "cuda" else 32
 
     @property
+    def weights_key(self) -> str:
+        """The exact weights alone: every key of this encoder starts with it, however it embeds photos."""
+        return f"{self.name}@{self.checkpoint_digest[:12]}"
+
+    @property
     def key(self) -> str:
         """Identifies the exact weights: an index built with one key never takes another's vectors."""
-        return f"{self.name}@{self.checkpoint_digest[:12]}"
+        return self.weights_key
 
     @abstractmethod
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
@@ -83,3 +89,20 @@ def l2_normalise(vectors: torch.Tensor) -> np.ndarray:
     """float tensor (n, d) → float32 unit-length rows as numpy."""
     vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
     return vectors.detach().cpu().numpy().astype(np.float32, copy=False)
+
+
+# What decides how an encoder embeds photos beyond its weights (the joint family's test-time preset and
+# the towers' precision); the attributes an encoder lacks are skipped.
+SERVING_STATE = ("preset", "preprocess", "hflip", "extra_sizes", "quantize")
+
+
+@contextmanager
+def serving_kept(encoder: Encoder) -> Iterator[Encoder]:
+    """Within the block the encoder may be switched to other presets or precisions; afterwards it embeds
+    exactly as before (its key included)."""
+    saved = {name: getattr(encoder, name) for name in SERVING_STATE if hasattr(encoder, name)}
+    try:
+        yield encoder
+    finally:
+        for name, value in saved.items():
+            setattr(encoder, name, value)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from models.encoder import Encoder
+from models.encoder import Encoder, serving_kept
 from models.errors import InvalidInputError
 from models.joint.config import PRESETS, PresetName
 from models.onnx_runtime import QUANTIZE_CHOICES, QuantizeName, use_onnx
@@ -36,6 +36,11 @@ class ServingOptions:
     cache_dir: Path | None = None
     threads: int | None = None
     spin: bool = True  # ONNX Runtime's idle threads busy-wait: quicker queries; off for the indexer
+
+    @property
+    def follows_store(self) -> bool:
+        """Preset and quantize left to their defaults: the store's way of embedding may choose them."""
+        return self.preset is None and self.quantize == "auto"
 
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
@@ -80,22 +85,17 @@ def embedding_variants(encoder: Encoder) -> dict[str, tuple[PresetName | None, Q
     test-time preset (joint family) in fp32 and, when the image tower has int8 ranges, in int8."""
     from models.int8_calibration import calibration_path
 
-    serving = ("preset", "preprocess", "hflip", "extra_sizes", "quantize")
-    saved = {name: getattr(encoder, name) for name in serving if hasattr(encoder, name)}
     path = calibration_path(encoder)
     precisions: tuple[QuantizeName, ...] = ("none", "image") if path and path.is_file() else ("none",)
     presets: Sequence[PresetName | None] = PRESETS if hasattr(encoder, "apply_preset") else (None,)
     variants: dict[str, tuple[PresetName | None, QuantizeName]] = {}
-    try:
+    with serving_kept(encoder):
         for preset in presets:
             if preset is not None:
                 encoder.apply_preset(preset)  # type: ignore[attr-defined]
             for quantize in precisions:
                 encoder.quantize = quantize  # type: ignore[attr-defined]
                 variants.setdefault(encoder.key, (preset, quantize))
-    finally:
-        for name, value in saved.items():
-            setattr(encoder, name, value)
     return variants
 
 
@@ -105,7 +105,7 @@ def follow_stored(encoder: Encoder, options: ServingOptions, stored: dict[str, i
     fp32) and none the default way, switch to the way that embedded the most. So an upgrade or a
     server on other hardware never leaves a collection unsearchable or re-embeds it unasked.
     stored: photo vectors per model key."""
-    if options.preset is not None or options.quantize != "auto" or encoder.key in stored:
+    if not options.follows_store or encoder.key in stored:
         return encoder
     variants = embedding_variants(encoder)
     found = sorted(((count, key) for key, count in stored.items() if key in variants), reverse=True)

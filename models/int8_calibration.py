@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from models.encoder import Encoder
+from models.encoder import Encoder, serving_kept
 from models.errors import InvalidInputError
 from models.onnx_export import QuantizerNotes, write_atomically
 
@@ -176,21 +176,15 @@ def _views(encoder: Encoder, photos: Sequence[Path]) -> Iterator[np.ndarray]:
     """(VIEWS_PER_RUN, 3, H, W) float32 arrays: every view the tower sees of each photo at `best`."""
     from models.loading import iterate_photo_batches
 
-    serving = ("preset", "preprocess", "hflip", "extra_sizes")  # the joint family's test-time state
-    saved = {name: getattr(encoder, name) for name in serving if hasattr(encoder, name)}
-    apply_preset = getattr(encoder, "apply_preset", None)
-    if apply_preset is not None:
-        apply_preset("best")
-    try:
+    with serving_kept(encoder):
+        if hasattr(encoder, "apply_preset"):
+            encoder.apply_preset("best")
         views_of = getattr(encoder, "image_views", lambda pixels: [pixels])
         for batch in iterate_photo_batches(list(photos), encoder.preprocess, batch_size=VIEWS_PER_RUN):
             if batch.failures:
                 raise CalibrationError(f"calibration photo failed to load: {batch.failures[0][1]}")
             for view in views_of(batch.pixels):
                 yield view.contiguous().numpy().astype(np.float32)
-    finally:
-        for name, value in saved.items():
-            setattr(encoder, name, value)
 
 
 class _ViewReader:

@@ -12,21 +12,22 @@ from models.inference import ServingOptions, follow_stored
 def as_stored(encoder: Encoder, options: ServingOptions, sessions: sessionmaker[Session]) -> Encoder:
     """The encoder switched to the preset and precision the store's vectors of these weights were
     embedded with, when the settings leave both to their defaults (models/inference.py follow_stored)."""
-    if options.preset is not None or options.quantize != "auto":
+    if not options.follows_store:  # no query needed
         return encoder
-    prefix = f"{encoder.name}@{encoder.checkpoint_digest[:12]}"
+    return follow_stored(encoder, options, stored_ways(encoder, sessions))
+
+
+def stored_ways(encoder: Encoder, sessions: sessionmaker[Session]) -> dict[str, int]:
+    """Photo vectors per model key of these weights, whatever preset or precision embedded them."""
     with sessions() as session:
-        stored = vector_counts_by_model(session, key_prefix=prefix)
-    return follow_stored(encoder, options, stored)
+        return vector_counts_by_model(session, key_prefix=encoder.weights_key)
 
 
 def not_indexed_reason(encoder: Encoder, sessions: sessionmaker[Session]) -> str:
     """Why nothing is served for this encoder's key, and what to do: index, or, when the store holds
     these weights embedded another way (indexed after this server started, say by a GPU or Ray run),
     restart to follow them or set the preset and quantize to match."""
-    prefix = f"{encoder.name}@{encoder.checkpoint_digest[:12]}"
-    with sessions() as session:
-        stored = vector_counts_by_model(session, key_prefix=prefix)
+    stored = stored_ways(encoder, sessions)
     others = sorted(((count, key) for key, count in stored.items() if key != encoder.key), reverse=True)
     if not others:
         return "nothing is indexed for this model yet: run `photosearch index PATH`"

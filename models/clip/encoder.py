@@ -99,7 +99,7 @@ class ClipEncoder(OnnxTowers, Encoder):
     @property
     def key(self) -> str:
         """The weights, plus int8 when quantized: such vectors never share an index with fp32 ones."""
-        return f"{self.name}@{self.checkpoint_digest[:12]}{QUANTIZE_KEYS[self.quantize]}"
+        return f"{self.weights_key}{QUANTIZE_KEYS[self.quantize]}"
 
     @property
     def logit_scale(self) -> float:  # type: ignore[override]

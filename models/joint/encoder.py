@@ -77,7 +77,7 @@ class JointEncoder(OnnxTowers, Encoder):
         quantized: photos embedded another way never share an index with these."""
         served = (self.preprocess, self.hflip, self.extra_sizes)
         preset = "" if served == self.shipped else f"+{self.preset}"
-        return f"{self.name}@{self.checkpoint_digest[:12]}{preset}{QUANTIZE_KEYS[self.quantize]}"
+        return f"{self.weights_key}{preset}{QUANTIZE_KEYS[self.quantize]}"
 
     @torch.inference_mode()
     def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from models.images import decode_photo
@@ -128,3 +129,19 @@ def test_a_process_limited_to_one_core_decodes_and_infers_on_one() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "1"]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_the_transform_normalises_each_channel_as_the_config_says(mode: str) -> None:
+    """(pixel / 255 − mean) / std per channel, in float32, contiguous (3, H, W): what the checkpoint was
+    trained on and what the workers send, exactly."""
+    photo = Image.open(SHARED / shared_rows("val", 1)[0]["image"]).convert(mode)
+    config = PreprocessConfig(image_size=64, mean=(0.48, 0.46, 0.41), std=(0.27, 0.26, 0.28))
+    pixels = config(photo)
+    resized = photo.resize((64, 64), Image.Resampling.BICUBIC).convert("RGB")
+    rgb = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    mean = np.asarray(config.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(config.std, dtype=np.float32).reshape(3, 1, 1)
+    expected = (rgb - mean) / std
+    assert pixels.shape == (3, 64, 64) and pixels.dtype == torch.float32 and pixels.is_contiguous()
+    assert np.array_equal(pixels.numpy(), expected)
