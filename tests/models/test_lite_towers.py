@@ -132,3 +132,32 @@ def test_an_unknown_lite_variant_is_a_config_error() -> None:
         "efficientnet_lite1",
         "efficientnet_lite2",
     )
+
+
+def test_channels_last_layout_changes_no_value() -> None:
+    """The tower lays its maps out channels-last for speed: features and the gradients of the tuned
+    blocks are those the same layers give on the plain (contiguous) layout."""
+    model = joint_model("joint-lite1")
+    tower, net = model.image_tower, model.image_tower.net
+    pixels = torch.stack([model.config.preprocess(photo(n)) for n in ("chelsea", "coffee")])
+    assert pixels.is_contiguous()
+    with torch.no_grad():
+        plain = net.blocks[: tower.split](net.bn1(net.conv_stem(pixels)))
+        frozen = tower.forward_frozen(pixels)
+    assert frozen.is_contiguous(memory_format=torch.channels_last) and not frozen.is_contiguous()
+    assert plain.is_contiguous() and torch.allclose(frozen, plain, atol=1e-5)
+    weight = net.blocks[-1][0].conv_pw.weight
+    grads, outputs = [], []
+    for run in (
+        lambda: tower.forward_trainable(frozen),
+        lambda: net.bn2(net.conv_head(net.blocks[tower.split :](plain))).mean(dim=(2, 3)),
+    ):
+        weight.grad = None
+        out = run()
+        out.square().sum().backward()
+        outputs.append(out.detach())
+        grads.append(weight.grad.clone())
+    weight.grad = None
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-4)
+    assert torch.allclose(grads[0], grads[1], atol=1e-3, rtol=1e-3)
+    assert weight.is_contiguous()  # the weights keep their layout: checkpoints do not change
