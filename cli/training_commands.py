@@ -105,6 +105,14 @@ def train(
     init: InitOption = None,
     image_size: Annotated[int | None, typer.Option(help="Override the training resolution.")] = None,
     crop_seed: CropSeedOption = None,
+    hard_negatives: Annotated[
+        float | None,
+        typer.Option(help="How much more near-miss negatives weigh in InfoNCE, 0-10 (0: plain InfoNCE)."),
+    ] = None,
+    token_dropout: Annotated[
+        float | None,
+        typer.Option(help="Caption augmentation: chance each caption word is left out of a step, 0-0.5."),
+    ] = None,
     view: Annotated[
         list[str] | None,
         typer.Option(
@@ -126,6 +134,7 @@ def train(
         config = config.replace(preprocess=config.preprocess.replace(image_size=image_size))
     if view:
         config = with_views(config, view)
+    config = with_train_settings(config, hard_negatives=hard_negatives, token_dropout=token_dropout)
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "loss": loss, "crop_seed": crop_seed}
     opts = TrainOptions.from_config(
         config,
@@ -151,6 +160,23 @@ def with_views(config: JointConfig, views: list[str]) -> JointConfig:
     except ValidationError as exc:
         allowed = "original, hflip, crop1, crop2, crop3"
         raise InvalidInputError(f"--view must be one of {allowed}; got {', '.join(views)}") from exc
+    return config.replace(train=train)
+
+
+def with_train_settings(config: JointConfig, **settings: float | None) -> JointConfig:
+    """The config's "train" section with the given settings on top; a value out of range is an input
+    error naming the option."""
+    from pydantic import ValidationError
+
+    given = {name: value for name, value in settings.items() if value is not None}
+    if not given:
+        return config
+    try:
+        train = config.train.model_validate({**config.train.model_dump(), **given})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        option = "--" + str(problem["loc"][0]).replace("_", "-")
+        raise InvalidInputError(f"{option}: {problem['msg']}") from exc
     return config.replace(train=train)
 
 

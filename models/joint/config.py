@@ -114,6 +114,10 @@ class TrainConfig(StrictConfig):
     patience: int = 6
     tower_lr_scale: float = 0.1  # pretrained layers being fine-tuned learn at lr × this
     views: tuple[ViewName, ...] = ("original", "hflip")
+    # InfoNCE's near-miss negatives weigh more (training/losses.hard_negative_nce); 0: plain InfoNCE
+    hard_negatives: float = Field(0.0, ge=0.0, le=10.0)
+    # caption augmentation: each caption token (not [CLS]) is left out of a training step with this chance
+    token_dropout: float = Field(0.0, ge=0.0, le=0.5)
 
 
 class ServingConfig(StrictConfig):

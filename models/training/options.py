@@ -30,6 +30,8 @@ class TrainOptions:
     weight_decay: float = _config_default("weight_decay")
     warmup_epochs: float = _config_default("warmup_epochs")
     patience: int = _config_default("patience")
+    hard_negatives: float = _config_default("hard_negatives")
+    token_dropout: float = _config_default("token_dropout")
     seed: int = 0
     loss: str = "infonce"
     margin: float = 0.2

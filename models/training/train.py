@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.errors import InvalidInputError
 from models.joint.config import JointConfig
 from models.joint.model import JointModel
 from models.training.data import (
@@ -180,6 +181,11 @@ def train_joint(
     data: one captioned folder, or several TrainingSets with their sampling weights.
     stop_after: end this run after that epoch (as if interrupted); the resume file lets a later run go on.
     """
+    if opts.token_dropout and not has_trainable_tower(config) and not _token_states(config):
+        raise InvalidInputError(
+            "token dropout needs the caption's tokens: a text tower tuned on token states "
+            "(minilm with finetune_layers > 0) or one trained end to end; this config caches pooled vectors"
+        )
     if has_trainable_tower(config):  # towers trained end to end
         return train_e2e(config, data, out, opts, resume=resume, stop_after=stop_after)
     started = time.perf_counter()
@@ -214,6 +220,11 @@ def train_joint(
     return TrainResult(out, best_epoch, report, keeper.history, time.perf_counter() - started)
 
 
+def _token_states(config: JointConfig) -> bool:
+    """Whether the cached text features are token states (a partly tuned MiniLM) rather than pooled."""
+    return getattr(config.text_tower, "finetune_layers", 0) > 0
+
+
 def _keeper(
     model: JointModel, n_photos: int, opts: TrainOptions, out: Path, saved: dict[str, Any] | None
 ) -> EpochKeeper:
@@ -224,6 +235,14 @@ def _keeper(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
     generator = torch.Generator().manual_seed(opts.seed)
     return EpochKeeper(out, model.config, model, optimizer, scheduler, opts, saved=saved, generator=generator)
+
+
+def drop_tokens(mask: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Caption augmentation on cached token states: each token but the first ([CLS]) is left out of
+    attention and pooling with chance `share`, as if the word were not in the caption."""
+    dropped = torch.rand(mask.shape, generator=generator) < share
+    dropped[:, 0] = False
+    return mask.bool() & ~dropped
 
 
 def _train_epoch(
@@ -243,7 +262,10 @@ def _train_epoch(
         views = torch.randint(0, train.images.shape[0], (len(batch),), generator=generator)
         caption_rows = [random.choice(train.captions_of[i]) for i in batch.tolist()]
         image = model.embed_image_frozen(train.images[views, batch].float())
-        text = model.embed_text_frozen(*train.text_batch(caption_rows))
-        loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
+        tokens, mask = train.text_batch(caption_rows)
+        if opts.token_dropout and mask is not None:
+            mask = drop_tokens(mask, opts.token_dropout, generator)
+        text = model.embed_text_frozen(tokens, mask)
+        loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin, opts.hard_negatives)
         losses.append(keeper.step(loss))
     return float(np.mean(losses))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
 from functools import partial
@@ -82,11 +83,22 @@ def _step_loss(
     model: JointModel, images: _Images, batch: Batch, opts: TrainOptions, objective: str
 ) -> torch.Tensor:
     image = images.embed("train", batch)  # (batch, embed_dim)
-    text = model.encode_text(batch.captions[0])  # (batch, embed_dim)
+    captions = batch.captions[0]
+    if opts.token_dropout:
+        captions = [drop_words(c, opts.token_dropout) for c in captions]
+    text = model.encode_text(captions)  # (batch, embed_dim)
     if objective == "captions":  # captions of one photo come together; images are mapped into that space
         other = model.encode_text(batch.captions[1])
         return info_nce(text, other, model.logit_scale) + info_nce(image, text.detach(), model.logit_scale)
-    return contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin)
+    return contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin, opts.hard_negatives)
+
+
+def drop_words(caption: str, share: float) -> str:
+    """Caption augmentation for towers that read text: each word is left out with chance `share`
+    (never all of them)."""
+    words = caption.split()
+    kept = [word for word in words if random.random() >= share]
+    return " ".join(kept or words[:1])
 
 
 @torch.no_grad()
