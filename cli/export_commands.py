@@ -66,10 +66,10 @@ def export(
 
 def calibrate_int8(
     photos: Annotated[
-        Path,
+        list[Path],
         typer.Argument(
-            help="A folder of photos, or a captioned data set (its train split): what the ranges are "
-            "measured on."
+            help="Folders of photos or captioned data sets (their train splits): what the ranges are "
+            "measured on, photos spread evenly over all of them."
         ),
     ],
     model: ModelOption = None,
@@ -91,7 +91,7 @@ def calibrate_int8(
     from models.onnx_runtime import default_cache_dir, exported
 
     settings = current_settings()
-    chosen = calibration_photos(photo_files(photos), count)
+    chosen = calibration_photos([path for source in photos for path in photo_files(source)], count)
     weights = checkpoint if checkpoint is not None else (None if model else settings.checkpoint)
     options = ServingOptions(runtime="torch", quantize="none")
     encoder = load_encoder(model or settings.model, weights, "cpu", settings.checkpoint_dirs, options)

@@ -131,13 +131,21 @@ def test_the_calibrate_int8_command(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     get_settings.cache_clear()
     checkpoint = tiny_joint_checkpoint(tmp_path / "tiny.safetensors", seed=1)
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for row in shared_rows("train", 5):
-        (folder / Path(row["image"]).name).write_bytes((SHARED / row["image"]).read_bytes())
-    done = runner.invoke(app, ["calibrate-int8", str(folder), "--model", str(checkpoint), "--photos", "3"])
+    folders = [tmp_path / "photos", tmp_path / "more"]
+    for folder, rows in zip(folders, (shared_rows("train", 5), shared_rows("train", 8)[5:]), strict=True):
+        folder.mkdir()
+        for row in rows:
+            (folder / Path(row["image"]).name).write_bytes((SHARED / row["image"]).read_bytes())
+    done = runner.invoke(
+        app, ["calibrate-int8", str(folders[0]), "--model", str(checkpoint), "--photos", "3"]
+    )
     assert done.exit_code == 0, done.output
     assert json.loads((tmp_path / "tiny.int8.json").read_text())["photos"] == 3
+    both = runner.invoke(
+        app, ["calibrate-int8", *map(str, folders), "--model", str(checkpoint), "--photos", "20"]
+    )
+    assert both.exit_code == 0, both.output  # several sources: the photos of all of them (5 + 3)
+    assert json.loads((tmp_path / "tiny.int8.json").read_text())["photos"] == 8
     empty = tmp_path / "empty"
     empty.mkdir()
     refused = runner.invoke(app, ["calibrate-int8", str(empty), "--model", str(checkpoint)])
