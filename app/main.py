@@ -20,7 +20,7 @@ from app.core.config import Settings, get_settings
 from app.core.metrics import install_metrics
 from app.services.container import build_services
 from app.storage.db import make_engine, migrate, session_factory
-from app.storage.stored_models import as_stored
+from app.storage.stored_models import as_stored, stored_model
 from models.encoder import Encoder
 from models.inference import load_encoder
 from models.runtime import tune_allocator
@@ -39,9 +39,10 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         started = time.perf_counter()
         if model is None:
             options = settings.inference.serving_options()
+            name = await run_in_threadpool(stored_model, settings, sessions)
             model = await run_in_threadpool(
                 load_encoder,
-                settings.model,
+                name,
                 settings.checkpoint,
                 settings.device,
                 settings.checkpoint_dirs,

@@ -165,8 +165,12 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
 
 PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
     (
-        "joint-default (shipped; stage 3: 3 more epochs at 288 px from stage 2, new crops)",
+        "joint-default (shipped; stage 4: 2 more epochs at 288 px from stage 3 on Flickr8k + CC3M)",
         Path("models/checkpoints/joint-default.safetensors"),
+    ),
+    (
+        "joint-flickr8k (shipped for comparison; stage 3: 3 more epochs at 288 px from stage 2, new crops)",
+        Path("models/checkpoints/joint-flickr8k.safetensors"),
     ),
     (
         "joint-finetune-top2 (top 2 blocks of each tower tuned; the previous default)",
@@ -189,13 +193,20 @@ def refresh_pretrained_rows() -> None:
     lines = MD.read_text().splitlines()
     # the zoo table (not the other tables beside it): its head names the loss column
     header = 1 + next(i for i, line in enumerate(lines) if line.startswith("| model | loss |"))
-    table = lines[header + 1 :]
+    end = next((i for i in range(header + 1, len(lines)) if not lines[i].startswith("|")), len(lines))
+    table = lines[header + 1 : end]  # this table's rows only: the tables after it keep theirs
     old = {_row_name(line): line for line in table if line.startswith("| joint-")}
     rows = [checkpoint_row(name, path) or old.get(name) for name, path in PRETRAINED_ROWS]
     replaced = {name for name, _ in PRETRAINED_ROWS}
-    replaced |= {name for name in old if name.startswith(("joint-default (", "joint-frozen ("))}
+    replaced |= {
+        name for name in old if name.startswith(("joint-default (", "joint-flickr8k (", "joint-frozen ("))
+    }
     rest = [line for line in table if _row_name(line) not in replaced]
-    MD.write_text("\n".join([*lines[: header + 1], *[r for r in rows if r], *rest]) + "\n")
+    refreshed = [r for r in rows if r]
+    stages = [line for line in rest if _row_name(line).startswith("joint-default stage")]  # below the shipped
+    others = [line for line in rest if line not in stages]
+    body = [*refreshed[:2], *stages, *refreshed[2:], *others]
+    MD.write_text("\n".join([*lines[: header + 1], *body, *lines[end:]]) + "\n")
 
 
 def checkpoint_row(name: str, path: Path) -> str | None:
@@ -206,9 +217,10 @@ def checkpoint_row(name: str, path: Path) -> str | None:
 
     info = load_checkpoint(path).info
     options = info.get("options", {})
+    val = info["val"].get("sets", {}).get("flickr8k", info["val"])  # trained on several sets: Flickr8k's
     return (
         f"| {name} | {options.get('loss', 'infonce')} | {options.get('epochs', '?')} ({info['best_epoch']}) "
-        f"| {_cells(info['val'])} | {float(info['train_seconds']) / 60:.1f} min |"
+        f"| {_cells(val)} | {float(info['train_seconds']) / 60:.1f} min |"
     )
 
 

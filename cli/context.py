@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.services.search import SearchService
 from app.storage.db import make_engine, migrate, session_factory
-from app.storage.stored_models import as_stored
+from app.storage.stored_models import as_stored, stored_model
 from models.encoder import Encoder
 from models.errors import NotReadyError
 from models.inference import load_encoder
@@ -52,13 +52,13 @@ def open_sessions(settings: Settings) -> sessionmaker[Session]:
 def open_encoder(
     settings: Settings, sessions: sessionmaker[Session] | None = None, indexing: bool = False
 ) -> Encoder:
-    """The model as the settings serve it; with `sessions`, in the preset and precision the store's
-    vectors were embedded with when the settings leave those to their defaults (as_stored). indexing:
+    """The model as the settings serve it; with `sessions`, the model, preset and precision the store's
+    vectors were embedded with when the settings leave those to their defaults (stored_model,
+    as_stored). indexing:
     ONNX Runtime's threads yield the cores to the decoding workers when idle instead of spinning."""
     options = replace(settings.inference.serving_options(), spin=not indexing)
-    encoder = load_encoder(
-        settings.model, settings.checkpoint, settings.device, settings.checkpoint_dirs, options
-    )
+    name = settings.model if sessions is None else stored_model(settings, sessions)
+    encoder = load_encoder(name, settings.checkpoint, settings.device, settings.checkpoint_dirs, options)
     return encoder if sessions is None else as_stored(encoder, options, sessions)
 
 

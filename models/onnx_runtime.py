@@ -158,12 +158,16 @@ def exported(graph: TowerGraph, folder: Path) -> Path:
 
 def resolve_quantize(encoder: Encoder, quantize: QuantizeName) -> tuple[QuantizeName, Calibration | None]:
     """(what is quantized, the image tower's ranges when it is). auto: the image tower when the
-    checkpoint has a calibration that fits it (one measured for other weights is reported and skipped);
+    checkpoint has a calibration that fits it and its test_time does not serve fp32 by default
+    (int8_by_default false); a calibration measured for other weights is reported and skipped;
     image or all without one: CalibrationError saying how to measure one."""
     if quantize in ("none", "text"):
         return quantize, None
     if quantize != "auto":
         return quantize, read_calibration(encoder)
+    test_time = getattr(getattr(getattr(encoder, "model", None), "config", None), "test_time", None)
+    if test_time is not None and not test_time.int8_by_default:
+        return "none", None  # the checkpoint serves fp32 by default (its test_time says why)
     path = calibration_path(encoder)
     if path is None or not path.is_file():
         return "none", None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import Checkpoint, load_checkpoint
+from models.checkpoint import Checkpoint, file_digest, load_checkpoint, read_checkpoint_config
 from models.clip.config import ClipConfig
 from models.config import ModelConfig, read_model_config
 from models.encoder import Encoder
@@ -21,6 +21,10 @@ from models.runtime import resolve_device
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BUNDLED_CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+DEFAULT_MODEL = "joint-default"
+# Shipped models that were joint-default before (newest first): a library indexed with one of them by
+# default keeps being served with it until it is re-indexed with the default (app/storage/stored_models.py)
+EARLIER_DEFAULTS = ("joint-flickr8k",)
 
 
 def list_models() -> list[str]:
@@ -61,6 +65,20 @@ def find_checkpoint(name: str, config: ModelConfig, checkpoint_dirs: Sequence[Pa
         f"No weights for model {name!r}: looked for {[str(p) for p in looked]}. Train them with "
         f"`photosearch train --model {name}` or pass a checkpoint file."
     )
+
+
+def weights_key_of(name: str, checkpoint_dirs: Sequence[Path] = ()) -> str:
+    """A registered joint model's weights key (Encoder.weights_key: the name inside its checkpoint and
+    the file's digest) without building it, or "" when its checkpoint is not there."""
+    config = load_model_config(name)
+    if not isinstance(config, JointConfig):
+        return ""
+    try:
+        path = find_checkpoint(name, config, checkpoint_dirs)
+    except ModelNotFoundError:
+        return ""
+    stored = read_checkpoint_config(path)
+    return f"{stored.name or path.stem}@{file_digest(path)[:12]}"
 
 
 def create_encoder(

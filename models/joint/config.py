@@ -120,6 +120,9 @@ class TrainConfig(StrictConfig):
     token_dropout: float = Field(0.0, ge=0.0, le=0.5)
 
 
+PresetName = Literal["fast", "balanced", "best"]
+
+
 class ServingConfig(StrictConfig):
     """The "test_time" section: how photos are embedded once trained (models/joint/encoder.py);
     training always uses "preprocess"."""
@@ -127,6 +130,13 @@ class ServingConfig(StrictConfig):
     image_size: int | None = None  # None: the training resolution
     extra_sizes: tuple[int, ...] = ()
     hflip: bool = False
+    # the preset served when none is asked for, fp32 and int8 image tower, chosen for these weights by
+    # the rule at DEFAULT_PRESET (None: the code's defaults there)
+    default_preset: PresetName | None = None
+    default_preset_int8: PresetName | None = None
+    # quantize auto takes the calibrated int8 image tower only when true: false where the rule found an
+    # fp32 preset faster than every int8 one that is within it
+    int8_by_default: bool = True
 
 
 class QueryBankConfig(StrictConfig):
@@ -175,14 +185,23 @@ class JointConfig(StrictConfig):
     reranker: RerankerConfig | None = None
 
 
-PresetName = Literal["fast", "balanced", "best"]
 PRESETS: tuple[PresetName, ...] = ("fast", "balanced", "best")
-# The default: the fastest preset within 1 R@1 point of the most accurate setting (best, fp32 towers) both
-# ways (text→photo and photo→text, Flickr8k val, query bank on), for the image tower's precision. Measured
-# for joint-default in benchmarks/runtime.md: in fp32 only best is; with the int8 image tower (ONNX
-# Runtime on a CPU, calibrated), balanced is (-0.4 / -1.0).
+# The default way of embedding photos: the fastest preset and precision within 1 R@1 point of the most
+# accurate setting (best, fp32 towers) both ways (text→photo and photo→text, query bank on, each val set
+# the model was trained for). A checkpoint carries its own choice in test_time (default_preset,
+# default_preset_int8, int8_by_default: joint-default serves one 288 px pass in fp32, benchmarks/
+# MODELS.md); these are the defaults for one that does not, measured for joint-flickr8k on Flickr8k val
+# (benchmarks/runtime.md): in fp32 only best is within; with the int8 image tower, balanced (-0.4 / -1.0).
 DEFAULT_PRESET: PresetName = "best"
 DEFAULT_PRESET_INT8: PresetName = "balanced"
+
+
+def default_preset(config: JointConfig, int8: bool) -> PresetName:
+    """The preset served when none is asked for: the checkpoint's own (test_time.default_preset and
+    default_preset_int8, measured for its weights by the rule above), else the code's default."""
+    test_time = config.test_time or ServingConfig()
+    own = test_time.default_preset_int8 if int8 else test_time.default_preset
+    return own or (DEFAULT_PRESET_INT8 if int8 else DEFAULT_PRESET)
 
 
 def serving_preset(config: JointConfig, preset: PresetName) -> ServingConfig:

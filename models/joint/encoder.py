@@ -11,11 +11,10 @@ from PIL import Image
 from models.checkpoint import Checkpoint
 from models.encoder import Encoder, Reranker, l2_normalise
 from models.joint.config import (
-    DEFAULT_PRESET,
-    DEFAULT_PRESET_INT8,
     JointConfig,
     PresetName,
     ServingConfig,
+    default_preset,
     serving_preset,
 )
 from models.joint.model import JointModel
@@ -64,8 +63,7 @@ class JointEncoder(OnnxTowers, Encoder):
     def apply_preset(self, preset: PresetName | None = None) -> JointEncoder:
         """Embed photos with a named test-time preset (models/joint/config.py; None: the default for the
         image tower's precision)."""
-        default = DEFAULT_PRESET_INT8 if self.quantize in ("image", "all") else DEFAULT_PRESET
-        self.preset = preset or default
+        self.preset = preset or default_preset(self.model.config, int8=self.quantize in ("image", "all"))
         self.preprocess, self.hflip, self.extra_sizes = self._resolved(
             serving_preset(self.model.config, self.preset)
         )

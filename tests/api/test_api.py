@@ -265,4 +265,4 @@ def test_a_store_embedded_another_way_is_named_with_what_to_do(
         assert "restart the server" in detail and "PHOTOSEARCH_INFERENCE__PRESET" in detail
         ready = client.get("/ready")
         assert ready.status_code == 503 and ready.json()["detail"] == detail
-    encoder.apply_preset(None)  # type: ignore[attr-defined]
+    encoder.apply_preset("best")  # type: ignore[attr-defined]  # the shipped setting

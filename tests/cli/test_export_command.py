@@ -36,7 +36,7 @@ def env(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, encoder: E
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
-    encoder.apply_preset(None)  # type: ignore[attr-defined]
+    encoder.apply_preset("best")  # type: ignore[attr-defined]  # the shipped setting
 
 
 def embedded_now(output: str) -> int:
@@ -56,20 +56,20 @@ def vectors_per_model(db_url: str) -> Counter[str]:
 def test_switching_presets_never_mixes_vectors_in_one_index(env: Path, db_url: str, encoder: Encoder) -> None:
     folder = env / "photos"
     photos.copy_shared_photos(folder, "val", 5)
-    fast = runner.invoke(app, ["index", str(folder), "--preset", "fast"])
-    assert fast.exit_code == 0, fast.output
-    assert embedded_now(fast.output) == 5
+    other = runner.invoke(app, ["index", str(folder), "--preset", "balanced"])  # not the default
+    assert other.exit_code == 0, other.output
+    assert embedded_now(other.output) == 5
     # left to its default, the preset follows the store: the library is not embedded again unasked
     plain = runner.invoke(app, ["index", str(folder)])
     assert plain.exit_code == 0 and embedded_now(plain.output) == 0, plain.output
-    assert "embedded as" in plain.output and "+fast" in plain.output
+    assert "embedded as" in plain.output and "+balanced" in plain.output
     best = runner.invoke(app, ["index", str(folder), "--preset", "best"])  # asked for: embedded anew
     assert best.exit_code == 0, best.output
     assert embedded_now(best.output) == 5
-    again = runner.invoke(app, ["index", str(folder), "--preset", "fast"])
+    again = runner.invoke(app, ["index", str(folder), "--preset", "balanced"])
     assert again.exit_code == 0 and embedded_now(again.output) == 0  # its own vectors are still there
     key = encoder.apply_preset("best").key  # type: ignore[attr-defined]  # the shipped setting's key
-    assert vectors_per_model(db_url) == Counter({key: 5, f"{key}+fast": 5})
+    assert vectors_per_model(db_url) == Counter({key: 5, f"{key}+balanced": 5})
     found = runner.invoke(app, ["query", "a dog", "-k", "3"])
     assert found.exit_code == 0, found.output
     assert found.output.count(str(folder)) == 3
@@ -91,17 +91,21 @@ def test_export_writes_the_towers_once(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("COLUMNS", "200")
     get_settings.cache_clear()
     cache = tmp_path / "onnx"
-    first = runner.invoke(app, ["export", "--cache-dir", str(cache)])
+    plain = runner.invoke(app, ["export", "--cache-dir", str(cache)])
+    assert plain.exit_code == 0, plain.output  # quantize auto: joint-default serves fp32 by default
+    assert sorted(f.name for f in cache.glob("joint-default-*/*.onnx")) == ["image.onnx", "text.onnx"]
+    assert "+int8image" not in plain.output
+    first = runner.invoke(app, ["export", "--cache-dir", str(cache), "--quantize", "image"])
     assert first.exit_code == 0, first.output
     files = sorted(cache.glob("joint-default-*/*.onnx"))
-    # fp32 towers, and the image tower in int8 made from them with the shipped calibration (quantize auto)
+    # fp32 towers, and the image tower in int8 made from them with the shipped calibration
     names = [f.name for f in files]
     assert len(names) == 3 and names[1:] == ["image.onnx", "text.onnx"]
     assert re.fullmatch(r"image-int8-[0-9a-f]{12}\.onnx", names[0])
     served = [files[0], files[2]]
     assert all(str(f) in first.output for f in served) and "+int8image" in first.output
     written = {f: f.stat().st_mtime_ns for f in files}
-    again = runner.invoke(app, ["export", "--cache-dir", str(cache)])
+    again = runner.invoke(app, ["export", "--cache-dir", str(cache), "--quantize", "image"])
     assert again.exit_code == 0, again.output
     assert {f: f.stat().st_mtime_ns for f in files} == written  # served from the cache, not exported again
     get_settings.cache_clear()

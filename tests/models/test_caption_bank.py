@@ -129,5 +129,10 @@ def test_the_shipped_model_ships_its_training_captions() -> None:
     path = BUNDLED_CHECKPOINT_DIR / "joint-default.captions.txt.gz"
     sidecar = read_sidecar(path)
     assert path.stat().st_size < 1_000_000
-    assert 30_000 < len(sidecar.texts) <= 30_455 and len(set(sidecar.texts)) == len(sidecar.texts)
-    assert sidecar.header["source"] == "flickr8k:train" and "Hodosh" in sidecar.header["attribution"]
+    # Flickr8k's 30,455 train captions (some repeated) and CC3M's 15,214, each distinct caption once
+    assert 45_000 < len(sidecar.texts) <= 30_455 + 15_214 and len(set(sidecar.texts)) == len(sidecar.texts)
+    assert sidecar.header["source"] == "flickr8k:train + cc3m:train"
+    assert "Hodosh" in sidecar.header["attribution"] and "Sharma" in sidecar.header["attribution"]
+    assert any("office" in text for text in sidecar.texts)  # the broader world a company's photos show
+    earlier = read_sidecar(BUNDLED_CHECKPOINT_DIR / "joint-flickr8k.captions.txt.gz")
+    assert 30_000 < len(earlier.texts) <= 30_455 and earlier.header["source"] == "flickr8k:train"

@@ -22,7 +22,7 @@ from models.registry import create_encoder, list_models, load_model_config
 from models.schema import ModelConfigError
 from tests.builders.photos import SHARED, shared_rows
 
-SHIPPED = ("joint-default", "joint-frozen")
+SHIPPED = ("joint-default", "joint-flickr8k", "joint-frozen")
 # Vectors the shipped checkpoints gave before configs were typed (computed with the code of then,
 # through create_encoder → encode_images / encode_texts of the same two photos and texts).
 REFERENCE = Path(__file__).parent / "reference" / "shipped_vectors.npz"
@@ -108,3 +108,13 @@ def test_the_default_encoder_embeds_exactly_as_before(encoder: Encoder) -> None:
 @pytest.mark.slow
 def test_the_frozen_encoder_embeds_exactly_as_before() -> None:
     assert_embeds_as_before(create_encoder("joint-frozen", device="cpu"), "joint-frozen")
+
+
+@pytest.mark.slow
+def test_the_flickr8k_model_keeps_the_key_libraries_were_indexed_with(encoder: Encoder) -> None:
+    """joint-flickr8k is joint-default's Flickr8k-only file byte for byte: it embeds as it did and keeps
+    its key, so a library indexed with it is served by naming it (PHOTOSEARCH_MODEL=joint-flickr8k) with
+    no re-indexing; the default's key is another."""
+    earlier = create_encoder("joint-flickr8k", device="cpu")
+    assert_embeds_as_before(earlier, "joint-flickr8k")
+    assert earlier.key.startswith("joint-default@") and earlier.key != encoder.key

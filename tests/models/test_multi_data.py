@@ -130,7 +130,21 @@ def test_evaluate_measures_a_test_time_preset(two_sets: tuple[Path, Path], tmp_p
     fast = runner.invoke(app, [*args, "--preset", "fast", "--report", str(tmp_path / "fast.json")])
     assert fast.exit_code == 0, fast.output
     assert "+fast" in json.loads((tmp_path / "fast.json").read_text())["model"]
-    best = runner.invoke(app, [*args, "--report", str(tmp_path / "best.json")])
+    best = runner.invoke(app, [*args, "--preset", "best", "--report", str(tmp_path / "best.json")])
     assert best.exit_code == 0 and "+" not in json.loads((tmp_path / "best.json").read_text())["model"]
+    served = runner.invoke(app, [*args, "--report", str(tmp_path / "served.json")])  # as a server serves it
+    assert served.exit_code == 0 and json.loads((tmp_path / "served.json").read_text())["model"].endswith(
+        "+fast"
+    )
     wrong = runner.invoke(app, [*args, "--preset", "fastest"])
     assert wrong.exit_code == 2 and "unknown preset 'fastest'" in wrong.output
+    # the int8 image tower as a CPU server runs it (ONNX Runtime, the shipped calibration)
+    int8 = runner.invoke(
+        app, [*args, "--preset", "fast", "--quantize", "image", "--report", str(tmp_path / "q.json")]
+    )
+    assert int8.exit_code == 0, int8.output
+    quantized = json.loads((tmp_path / "q.json").read_text())
+    assert quantized["model"].endswith("+fast+int8image")
+    assert abs(quantized["rsum"] - json.loads((tmp_path / "fast.json").read_text())["rsum"]) < 60
+    bad = runner.invoke(app, [*args, "--quantize", "int4"])
+    assert bad.exit_code == 2 and "unknown quantize 'int4'" in bad.output

@@ -10,16 +10,16 @@ from PIL import Image
 from models.encoder import Encoder
 from models.errors import InvalidInputError
 from models.inference import ServingOptions, serve_encoder
-from models.joint.config import DEFAULT_PRESET, PRESETS
+from models.joint.config import DEFAULT_PRESET, PRESETS, default_preset
 from tests.builders.photos import SHARED, shared_rows
 from tests.models.test_model_configs import REFERENCE
 
 
 @pytest.fixture
 def preset_encoder(encoder: Encoder) -> Encoder:
-    """The session's default encoder, given back with its default preset after the test."""
+    """The session's default encoder, given back with its shipped setting after the test."""
     yield encoder
-    encoder.apply_preset(None)  # type: ignore[attr-defined]
+    encoder.apply_preset("best")  # type: ignore[attr-defined]
 
 
 def served(encoder: Encoder) -> tuple[int, bool, list[int]]:
@@ -48,8 +48,10 @@ def test_presets_embed_differently_and_the_default_as_shipped(preset_encoder: En
     for preset in PRESETS:
         encoder.apply_preset(preset)  # type: ignore[attr-defined]
         vectors[preset] = encoder.encode_images(photo)[0]
-    encoder.apply_preset(None)  # type: ignore[attr-defined]
-    assert np.allclose(encoder.encode_images(photo)[0], vectors[DEFAULT_PRESET], atol=1e-6)
+    encoder.apply_preset(None)  # type: ignore[attr-defined]  # the checkpoint's own default (fp32)
+    default = default_preset(encoder.model.config, int8=False)  # type: ignore[attr-defined]
+    assert encoder.preset == default == "fast"  # type: ignore[attr-defined]
+    assert np.allclose(encoder.encode_images(photo)[0], vectors[default], atol=1e-6)
     assert 0.9 < float(vectors["fast"] @ vectors["best"]) < 0.9999  # the same photo, seen another way
 
 
