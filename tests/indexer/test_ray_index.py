@@ -60,7 +60,9 @@ def stored(settings: Settings, encoder: Encoder) -> tuple[dict[str, tuple], dict
 
 
 def ray_source(encoder: Encoder) -> RayPhotoSource:
-    spec = ModelSpec("joint-default", None, (), ServingOptions(runtime="torch"), encoder.key)
+    # the driver's own choices, as `photosearch index --ray` passes them: the session encoder serves the
+    # shipped setting (best), which is not the checkpoint's default preset
+    spec = ModelSpec("joint-default", None, (), ServingOptions(runtime="torch", preset="best"), encoder.key)
     return RayPhotoSource(spec, RayOptions(replicas=1, cpus_per_replica=2))
 
 
