@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -132,9 +133,7 @@ def train(
     config = load_joint_config(model)
     if image_size is not None:
         config = config.replace(preprocess=config.preprocess.replace(image_size=image_size))
-    if view:
-        config = with_views(config, view)
-    config = with_train_settings(config, hard_negatives=hard_negatives, token_dropout=token_dropout)
+    config = with_train_settings(config, view, hard_negatives=hard_negatives, token_dropout=token_dropout)
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "loss": loss, "crop_seed": crop_seed}
     opts = TrainOptions.from_config(
         config,
@@ -151,32 +150,30 @@ def train(
     print_written(result.checkpoint, result.seconds)
 
 
-def with_views(config: JointConfig, views: list[str]) -> JointConfig:
-    """The config with other cached training views; an unknown view name is an input error."""
+VIEW_NAMES = "original, hflip, crop1, crop2, crop3"
+
+
+def with_train_settings(
+    config: JointConfig, views: Sequence[str] | None = None, **settings: float | None
+) -> JointConfig:
+    """The config's "train" section with the given cached views and settings on top (None or empty: left
+    as it is); a value out of range is an input error naming the option, an unknown view names the views
+    there are."""
     from pydantic import ValidationError
 
-    try:
-        train = config.train.model_validate({**config.train.model_dump(), "views": tuple(views)})
-    except ValidationError as exc:
-        allowed = "original, hflip, crop1, crop2, crop3"
-        raise InvalidInputError(f"--view must be one of {allowed}; got {', '.join(views)}") from exc
-    return config.replace(train=train)
-
-
-def with_train_settings(config: JointConfig, **settings: float | None) -> JointConfig:
-    """The config's "train" section with the given settings on top; a value out of range is an input
-    error naming the option."""
-    from pydantic import ValidationError
-
-    given = {name: value for name, value in settings.items() if value is not None}
+    given: dict[str, object] = {name: value for name, value in settings.items() if value is not None}
+    if views:
+        given["views"] = tuple(views)
     if not given:
         return config
     try:
         train = config.train.model_validate({**config.train.model_dump(), **given})
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        option = "--" + str(problem["loc"][0]).replace("_", "-")
-        raise InvalidInputError(f"{option}: {problem['msg']}") from exc
+        field = str(exc.errors()[0]["loc"][0])
+        if field == "views":
+            named = ", ".join(views or ())
+            raise InvalidInputError(f"--view must be one of {VIEW_NAMES}; got {named}") from exc
+        raise InvalidInputError(f"--{field.replace('_', '-')}: {exc.errors()[0]['msg']}") from exc
     return config.replace(train=train)
 
 

@@ -66,6 +66,21 @@ def file_digest(path: Path) -> str:
     return sha.hexdigest()
 
 
+# sha256 of checkpoint files read in this process, keyed by the file's identity and stamp: finding
+# which weights a store holds and then loading them reads a large checkpoint once, not twice; a file
+# replaced or rewritten since (other inode, size or mtime) is hashed again.
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def checkpoint_digest(path: Path) -> str:
+    """file_digest of a checkpoint, computed once per process for an unchanged file."""
+    stat = Path(path).stat()
+    stamp = (str(Path(path).resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if stamp not in _DIGESTS:
+        _DIGESTS[stamp] = file_digest(path)
+    return _DIGESTS[stamp]
+
+
 def read_checkpoint_config(path: Path) -> ModelConfig:
     """Only the config, without loading tensors."""
     return _open_metadata(Path(path))[0]
@@ -78,7 +93,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     with safe_open(str(path), framework="pt") as handle:
         for key in handle.keys():  # noqa: SIM118 - safe_open is not a dict
             tensors[key] = handle.get_tensor(key)
-    return Checkpoint(config, tensors, info, file_digest(path), path)
+    return Checkpoint(config, tensors, info, checkpoint_digest(path), path)
 
 
 def _open_metadata(path: Path) -> tuple[ModelConfig, dict[str, Any]]:

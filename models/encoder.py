@@ -51,6 +51,9 @@ class Encoder(ABC):
     # The photosearch checkpoint file the weights came from, when there is one: files that travel
     # beside it (the caption bank, models/caption_bank.py) are found from it.
     checkpoint_path: Path | None = None
+    # Whether "quantize auto" may embed photos with the int8 image tower when a calibration fits the
+    # weights; a checkpoint whose int8 presets lose too much says false and is served in fp32.
+    int8_by_default: bool = True
 
     def suggested_batch_size(self) -> int:
         """Photos per forward pass when the user sets none; families override with a memory estimate."""

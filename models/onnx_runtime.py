@@ -165,8 +165,7 @@ def resolve_quantize(encoder: Encoder, quantize: QuantizeName) -> tuple[Quantize
         return quantize, None
     if quantize != "auto":
         return quantize, read_calibration(encoder)
-    test_time = getattr(getattr(getattr(encoder, "model", None), "config", None), "test_time", None)
-    if test_time is not None and not test_time.int8_by_default:
+    if not encoder.int8_by_default:
         return "none", None  # the checkpoint serves fp32 by default (its test_time says why)
     path = calibration_path(encoder)
     if path is None or not path.is_file():

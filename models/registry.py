@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import Checkpoint, file_digest, load_checkpoint, read_checkpoint_config
+from models.checkpoint import Checkpoint, checkpoint_digest, load_checkpoint, read_checkpoint_config
 from models.clip.config import ClipConfig
 from models.config import ModelConfig, read_model_config
 from models.encoder import Encoder
@@ -78,7 +78,7 @@ def weights_key_of(name: str, checkpoint_dirs: Sequence[Path] = ()) -> str:
     except ModelNotFoundError:
         return ""
     stored = read_checkpoint_config(path)
-    return f"{stored.name or path.stem}@{file_digest(path)[:12]}"
+    return f"{stored.name or path.stem}@{checkpoint_digest(path)[:12]}"
 
 
 def create_encoder(

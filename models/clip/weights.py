@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.checkpoint import file_digest
+from models.checkpoint import checkpoint_digest
 from models.clip.config import ClipConfig
 from models.errors import ModelNotFoundError
 
@@ -107,7 +107,7 @@ def weights_digest(path: Path) -> str:
     resolved = path.resolve()
     if resolved.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}", resolved.name):
         return resolved.name
-    return file_digest(resolved)
+    return checkpoint_digest(resolved)
 
 
 def parse_local_dir(location: str | Path) -> Path | None:

@@ -118,3 +118,22 @@ def test_the_flickr8k_model_keeps_the_key_libraries_were_indexed_with(encoder: E
     earlier = create_encoder("joint-flickr8k", device="cpu")
     assert_embeds_as_before(earlier, "joint-flickr8k")
     assert earlier.key.startswith("joint-default@") and earlier.key != encoder.key
+
+
+def test_a_checkpoint_is_hashed_once_per_process_and_again_when_rewritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding the weights a store holds and then loading them reads the file's digest once; a file
+    rewritten in place (another size or time) gets its new digest, so a key never names old weights."""
+    from models import checkpoint
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"first weights")
+    reads: list[Path] = []
+    real = checkpoint.file_digest
+    monkeypatch.setattr(checkpoint, "file_digest", lambda p: reads.append(p) or real(p))
+    first = checkpoint.checkpoint_digest(path)
+    assert checkpoint.checkpoint_digest(path) == first and len(reads) == 1
+    path.write_bytes(b"other weights, longer")
+    second = checkpoint.checkpoint_digest(path)
+    assert second != first and second == real(path) and len(reads) == 2

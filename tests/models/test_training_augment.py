@@ -105,6 +105,7 @@ def test_bad_settings_are_refused_before_any_work(tmp_path: Path, monkeypatch: p
         for option, value, message in (
             ("--token-dropout", "0.7", "--token-dropout: Input should be less than or equal to 0.5"),
             ("--hard-negatives", "-1", "--hard-negatives: Input should be greater than or equal to 0"),
+            ("--view", "rotate90", "--view must be one of original, hflip, crop1, crop2, crop3; got rotate"),
         ):
             result = runner.invoke(app, ["train", "--data", str(data), "--device", "cpu", option, value])
             assert result.exit_code == 2, result.output
