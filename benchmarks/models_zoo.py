@@ -109,7 +109,7 @@ def run_one(name: str, config_name: str, loss: str | None, epochs: int, data: Pa
 
     info = load_checkpoint(out).info
     if "reranker" in info:
-        row["reranked"] = info["reranker"]["val_with"]
+        row["reranked"] = next(iter(info["reranker"]["val_with"].values()))  # the first val set
     if config.loss.objective == "captions":
         row["through_captions"] = caption_report(encoder, data)
     return row

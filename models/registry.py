@@ -67,6 +67,15 @@ def find_checkpoint(name: str, config: ModelConfig, checkpoint_dirs: Sequence[Pa
     )
 
 
+def checkpoint_file(model: str, checkpoint_dirs: Sequence[Path] = ()) -> Path:
+    """A registered joint model's weights file, or the path given when it is a checkpoint file."""
+    if Path(model).suffix == ".safetensors" or model not in list_models():
+        if not Path(model).is_file():
+            raise ModelNotFoundError(f"checkpoint file not found: {model}")
+        return Path(model)
+    return find_checkpoint(model, load_model_config(model), checkpoint_dirs)
+
+
 def weights_key_of(name: str, checkpoint_dirs: Sequence[Path] = ()) -> str:
     """A registered joint model's weights key (Encoder.weights_key: the name inside its checkpoint and
     the file's digest) without building it, or "" when its checkpoint is not there."""

@@ -166,6 +166,9 @@ class RerankerConfig(StrictConfig):
     epochs: int = 4
     batch_size: int = 32
     lr: float = 3e-4
+    # true: a candidate's score is the dual encoder's logit (logit_scale × cosine) plus the re-ranker's,
+    # so the re-ranker learns a correction to the dual ranking rather than a ranking of its own
+    residual: bool = False
 
 
 class JointConfig(StrictConfig):

@@ -51,7 +51,7 @@ class JointEncoder(OnnxTowers, Encoder):
         self.device = device
         self.logit_scale = float(model.logit_scale.detach().exp().clamp(max=100.0))
         self.reranker = (
-            JointReranker(self.model, self.preprocess, device) if model.reranker is not None else None
+            JointReranker(self.model, model.config.preprocess, device) if model.reranker is not None else None
         )
 
     def _resolved(self, serving: ServingConfig) -> tuple[PreprocessConfig, bool, list[int]]:
@@ -121,6 +121,7 @@ class JointReranker(Reranker):
     """The joint model's cross-attention re-ranker (config "reranker"; models/joint/reranker.py)."""
 
     def __init__(self, model: JointModel, preprocess: PreprocessConfig, device: torch.device) -> None:
+        # the resolution it was trained at (its patch grids' size), whatever preset embeds the photos
         self.model = model
         self.preprocess = preprocess
         self.device = device

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.joint.config import JointConfig
+from models.joint.config import JointConfig, RerankerConfig
 from models.joint.reranker import CrossAttentionReranker
 from models.joint.towers import build_image_tower, build_text_tower
 
@@ -74,7 +74,23 @@ class JointModel(nn.Module):
             raise ValueError("this model has no re-ranker (config 'reranker') or no token-level text tower")
         tokens, mask = self.text_tower.forward_tokens(texts)  # (n, T, text_dim), (n, T)
         logits: torch.Tensor = self.reranker(tokens, mask, grids)
+        if self.reranker.residual:  # a correction to the dual encoder's own logit
+            unique = sorted(set(texts))
+            vectors = self.encode_text(unique)
+            text = vectors[[unique.index(t) for t in texts]]
+            logits = logits + self.dual_logits(text, self.embed_image_features(grids.mean(dim=(2, 3))))
         return logits
+
+    def dual_logits(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """Matching rows of unit text and photo vectors → (n,) the dual encoder's logits."""
+        return self.logit_scale.exp().clamp(max=100.0) * (text * image).sum(dim=-1)
+
+    def add_reranker(self, spec: RerankerConfig) -> JointModel:
+        """A new, untrained re-ranker (and the config that names it) on this trained dual encoder."""
+        self.config = self.config.replace(reranker=spec)
+        dims = (self.text_tower.feature_dim, self.image_tower.feature_dim)
+        self.reranker = CrossAttentionReranker(*dims, spec)
+        return self
 
     def _tower_keys(self, name: str, tower: Any) -> list[str]:
         """State-dict keys of a tower that training changes (pretrained wheels supply the rest)."""

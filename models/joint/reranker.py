@@ -18,6 +18,7 @@ class CrossAttentionReranker(nn.Module):
         super().__init__()
         dim, heads = spec.dim, spec.heads
         self.grid = spec.grid
+        self.residual = spec.residual
         patches = spec.grid**2
         self.text_in = nn.Linear(text_dim, dim)
         self.image_in = nn.Linear(image_dim, dim)

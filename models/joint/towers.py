@@ -166,6 +166,16 @@ class MiniLMTower(nn.Module):
             return self.forward_trainable(*self.forward_frozen(texts))
         return self.st(self._tokens(texts))["sentence_embedding"]
 
+    def forward_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """n texts → the last layer's token states (n, T, 384) and the mask (n, T), True on tokens:
+        what a re-ranker's caption side attends with."""
+        tokens = self._tokens(texts)
+        mask = tokens["attention_mask"]
+        hidden = self._bert().embeddings(
+            input_ids=tokens["input_ids"], token_type_ids=tokens.get("token_type_ids")
+        )
+        return self._run_layers(hidden, mask, self._layers()), mask.bool()
+
     def forward_frozen(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """→ hidden states below the fine-tuned layers (n, T, 384) and the token mask (n, T).
 

@@ -72,6 +72,15 @@ def run_info(best_epoch: int, report: ValReport, data: TrainingData, opts: Train
     }
 
 
+def half_towers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tuned pretrained-tower layers as float16 (half the checkpoint, no measurable change); the rest
+    (heads, temperature, re-ranker) as they are."""
+    return {
+        k: v.half() if k.startswith(("image_tower.", "text_tower.")) and v.is_floating_point() else v
+        for k, v in state.items()
+    }
+
+
 def save_trained(
     out: Path,
     config: JointConfig,

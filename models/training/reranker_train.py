@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,12 +17,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.errors import InvalidInputError
 from models.joint.config import JointConfig, RerankerConfig
 from models.joint.model import JointModel
 from models.loading import iterate_photo_batches
 from models.preprocess import PreprocessConfig
-from models.training.data import CaptionedPhoto
+from models.query_bank import QueryBank, split_bank_tensors
+from models.training.data import CaptionedPhoto, TrainingSet, load_captioned_photos, load_val_sets
 from models.training.evaluate import RetrievalReport, retrieval_report
+from models.training.options import half_towers
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +69,21 @@ def reranked_report(
     owners: np.ndarray,
     top_n: int,
     device: torch.device,
+    bank: QueryBank | None = None,
 ) -> tuple[RetrievalReport, RetrievalReport]:
-    """(dual encoder alone, with text→image top-N re-ranked). Image→text is not re-ranked."""
+    """(dual encoder alone, with text→image top-N re-ranked), ranked as served: with the query bank
+    when the model has one. Image→text is not re-ranked."""
     assert model.reranker is not None
     model.eval()
     images, text = dual_vectors(model, grids, texts, device)
-    plain = retrieval_report(images.numpy(), text.numpy(), owners)
-    sims = (text @ images.T).numpy()  # (n_txt, n_img)
+    photo_offsets = None if bank is None else bank.photo_offsets(images.numpy())
+    caption_offsets = None if bank is None else bank.caption_offsets(text.numpy())
+    plain = retrieval_report(
+        images.numpy(), text.numpy(), owners, image_offsets=photo_offsets, text_offsets=caption_offsets
+    )
+    sims = (text @ images.T).numpy()  # (n_txt, n_img), as served: less each photo's offset
+    if photo_offsets is not None:
+        sims -= photo_offsets[None, :]
     top_n = min(top_n, len(images))
     top = np.argsort(-sims, axis=1)[:, :top_n]  # (n_txt, top_n)
     patches = torch.cat([model.reranker.project_patches(g.float().to(device)) for g in grids.split(128)])
@@ -79,9 +93,13 @@ def reranked_report(
         cand = torch.from_numpy(top[rows]).reshape(-1)  # (b * top_n,)
         logits = model.reranker.score(
             tokens.repeat_interleave(top_n, 0), mask.repeat_interleave(top_n, 0), patches[cand]
-        ).reshape(len(rows), top_n)
+        )
+        if model.reranker.residual:
+            logits = logits + model.dual_logits(
+                text[rows].repeat_interleave(top_n, 0).to(device), images[cand]
+            )
         # re-ranked candidates above everything else, in the re-ranker's order
-        sims[rows[:, None], top[rows]] = 1e3 + logits.cpu().numpy()
+        sims[rows[:, None], top[rows]] = 1e3 + logits.reshape(len(rows), top_n).cpu().numpy()
     return plain, dataclasses.replace(plain, **_t2i(sims, owners))  # image→text stays the dual encoder's
 
 
@@ -102,14 +120,22 @@ def _captions(photos: Sequence[CaptionedPhoto]) -> tuple[list[str], np.ndarray]:
 
 
 def _rerank_step(
-    model: JointModel, grids: torch.Tensor, texts: list[str], candidates: torch.Tensor, device: torch.device
+    model: JointModel,
+    hard: _HardNegatives,
+    rows: torch.Tensor,
+    candidates: torch.Tensor,
+    device: torch.device,
 ) -> torch.Tensor:
-    """texts (b,), candidates (b, 1 + negatives) photo rows, the true one first → cross-entropy loss."""
+    """Caption rows (b,), candidates (b, 1 + negatives) photo rows, the true one first → the loss."""
     assert model.reranker is not None
     b, c = candidates.shape
-    tokens, mask = model.text_tower.forward_tokens(texts)  # dual encoder frozen: no gradient into it
-    pairs = grids[candidates.reshape(-1)].float().to(device)  # (b * c, C, 7, 7)
-    logits = model.reranker(tokens.detach().repeat_interleave(c, 0), mask.repeat_interleave(c, 0), pairs)
+    with torch.no_grad():  # dual encoder frozen: no gradient into it
+        tokens, mask = model.text_tower.forward_tokens([hard.texts[int(r)] for r in rows])
+    pairs = hard.grids[candidates.reshape(-1)].float().to(device)  # (b * c, C, h, w)
+    logits = model.reranker(tokens.repeat_interleave(c, 0), mask.repeat_interleave(c, 0), pairs)
+    if model.reranker.residual:
+        text = hard.text_vectors[rows].repeat_interleave(c, 0)
+        logits = logits + model.dual_logits(text, hard.image_vectors[candidates.reshape(-1)]).to(device)
     return F.cross_entropy(logits.reshape(b, c), torch.zeros(b, dtype=torch.long, device=device))
 
 
@@ -117,10 +143,12 @@ def train_reranker(
     model: JointModel,
     config: JointConfig,
     train_photos: list[CaptionedPhoto],
-    val_photos: list[CaptionedPhoto],
+    vals: dict[str, list[CaptionedPhoto]],
     opts: Any,
+    bank: QueryBank | None = None,
 ) -> dict[str, Any]:
-    """Train model.reranker in place on hard negatives; → info with val figures without and with it."""
+    """Train model.reranker in place on hard negatives; → info with each val set's figures without and
+    with it (ranked with `bank`, the model's query bank, when given)."""
     assert model.reranker is not None and config.reranker is not None
     spec, device, started = config.reranker, torch.device(opts.device), time.perf_counter()
     photos = train_photos[: spec.train_photos]
@@ -129,16 +157,23 @@ def train_reranker(
     texts, owners = _captions(photos)
     images, text = dual_vectors(model.eval(), grids, texts, device)
     ranked = torch.argsort(-(text @ images.T), dim=1)[:, : top_n + 1]  # (n_txt, top_n + 1) hard candidates
-    hard = _HardNegatives(grids, texts, owners, ranked, min(spec.negatives, top_n))
+    hard = _HardNegatives(grids, texts, owners, ranked, min(spec.negatives, top_n), images, text)
     losses = _fit(model, hard, spec, opts, device)
-    val_grids = image_grids(model, config.preprocess, [p.path for p in val_photos], device, opts.workers)
-    val_texts, val_owners = _captions(val_photos)
-    plain, reranked = reranked_report(model, val_grids, val_texts, val_owners, top_n, device)
+    without, with_ = {}, {}
+    for name, val_photos in vals.items():
+        val_grids = image_grids(model, config.preprocess, [p.path for p in val_photos], device, opts.workers)
+        val_texts, val_owners = _captions(val_photos)
+        plain, reranked = reranked_report(
+            model, val_grids, val_texts, val_owners, min(spec.top_n, len(val_photos)), device, bank
+        )
+        without[name], with_[name] = plain.to_dict(), reranked.to_dict()
+        log.info("re-ranker on %s: T→I R@1 %.1f → %.1f", name, plain.t2i_r1, reranked.t2i_r1)
     return {
-        "val_without": plain.to_dict(),
-        "val_with": reranked.to_dict(),
-        "loss_first": float(np.mean(losses[:20])),
-        "loss_last": float(np.mean(losses[-20:])),
+        "val_without": without,
+        "val_with": with_,
+        "train_photos": len(photos),
+        "loss_first": float(np.mean(losses[0])),  # mean loss of the first epoch
+        "loss_last": float(np.mean(losses[-1])),  # and of the last
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -150,12 +185,14 @@ class _HardNegatives:
     owners: np.ndarray  # (n_txt,) photo of each caption
     ranked: torch.Tensor  # (n_txt, top_n + 1) the dual encoder's best photos per caption
     negatives: int
+    image_vectors: torch.Tensor  # (n_photos, embed_dim) the dual encoder's, for a residual re-ranker
+    text_vectors: torch.Tensor  # (n_txt, embed_dim)
 
 
 def _fit(
     model: JointModel, hard: _HardNegatives, spec: RerankerConfig, opts: Any, device: torch.device
-) -> list[float]:
-    """The re-ranker's epochs (the dual encoder frozen) → every step's loss. No validation per epoch:
+) -> list[list[float]]:
+    """The re-ranker's epochs (the dual encoder frozen) → each epoch's step losses. No validation per epoch:
     the figures that matter are measured once, on the val split, after the last."""
     assert model.reranker is not None
     for param in model.parameters():
@@ -165,21 +202,23 @@ def _fit(
         param.requires_grad = True
     optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=opts.weight_decay)
     generator = torch.Generator().manual_seed(opts.seed)
-    losses = []
+    losses: list[list[float]] = []
     for epoch in range(spec.epochs):
         model.reranker.train()
+        epoch_losses: list[float] = []
         order = torch.randperm(len(hard.texts), generator=generator)[: spec.captions_per_epoch]
         for start in range(0, len(order), spec.batch_size):
             rows = order[start : start + spec.batch_size]
             cands = torch.stack(
                 [_candidates(int(r), hard.ranked[r], hard.owners, hard.negatives, generator) for r in rows]
             )
-            loss = _rerank_step(model, hard.grids, [hard.texts[int(r)] for r in rows], cands, device)
+            loss = _rerank_step(model, hard, rows, cands, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
-        log.info("re-ranker epoch %d: loss %.3f", epoch + 1, float(np.mean(losses[-50:])))
+            epoch_losses.append(loss.item())
+        losses.append(epoch_losses)
+        log.info("re-ranker epoch %d: loss %.3f", epoch + 1, float(np.mean(epoch_losses)))
     return losses
 
 
@@ -191,3 +230,48 @@ def _candidates(
     wrong = ranked[ranked != true]
     pick = wrong[torch.randperm(len(wrong), generator=generator)[:negatives]]
     return torch.cat([torch.tensor([true]), pick])
+
+
+def rerank_checkpoint(
+    checkpoint: Path, data: Sequence[TrainingSet], out: Path, spec: RerankerConfig, opts: Any
+) -> dict[str, Any]:
+    """A trained joint checkpoint → `out`: the same dual encoder (weights, query bank, test-time settings,
+    caption bank) with a re-ranker trained over its own top candidates on the sets' train photos (spread
+    over the sets by weight); → the re-ranker's info, each val set measured without and with it."""
+    from models.caption_bank import sidecar_path
+
+    stored = load_checkpoint(checkpoint)
+    if not isinstance(stored.config, JointConfig):
+        raise InvalidInputError(
+            f"{checkpoint} is a {stored.config.family!r} checkpoint; re-rankers are for joint ones"
+        )
+    config = stored.config.replace(reranker=None)
+    model = JointModel(config)
+    if not hasattr(model.text_tower, "forward_tokens"):
+        raise InvalidInputError(
+            f"{checkpoint}: its text tower gives no token states for a re-ranker to attend with"
+        )
+    state = {k: v for k, v in split_bank_tensors(stored.state_dict).items() if not k.startswith("reranker.")}
+    model.load_checkpoint_state(state)
+    bank = QueryBank.from_checkpoint(config.query_bank, stored.state_dict)
+    model = model.to(torch.device(opts.device)).add_reranker(spec)
+    photos = _spread(data, spec.train_photos, opts.seed)
+    info = train_reranker(model, model.config, photos, load_val_sets(data), opts, bank)
+    tensors = half_towers({k: v.detach().cpu() for k, v in model.checkpoint_state().items()})
+    tensors.update(bank.tensors() if bank is not None else {})
+    save_checkpoint(out, config=model.config, state_dict=tensors, info={**stored.info, "reranker": info})
+    if sidecar_path(checkpoint).is_file() and sidecar_path(out) != sidecar_path(checkpoint):
+        shutil.copyfile(sidecar_path(checkpoint), sidecar_path(out))  # the same captions, the same bank
+    return info
+
+
+def _spread(sets: Sequence[TrainingSet], total: int, seed: int) -> list[CaptionedPhoto]:
+    """`total` train photos drawn from the sets in proportion to their weights, in a shuffled order."""
+    rng = random.Random(seed)
+    weights = sum(s.weight for s in sets)
+    photos: list[CaptionedPhoto] = []
+    for s in sets:
+        split = load_captioned_photos(s.path, "train")
+        photos += rng.sample(split, min(len(split), round(total * s.weight / weights)))
+    rng.shuffle(photos)
+    return photos

@@ -35,7 +35,7 @@ from models.training.data import (
 from models.training.evaluate import RetrievalReport, ValReport, retrieval_report, val_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
-from models.training.options import TrainOptions, TrainResult, run_info, save_trained
+from models.training.options import TrainOptions, TrainResult, half_towers, run_info, save_trained
 from models.training.resume import EpochKeeper, init_from_checkpoint, start_run
 from models.training.schedule import warmup_cosine
 from models.training.train_e2e import has_trainable_tower, train_e2e
@@ -211,12 +211,7 @@ def train_joint(
     best_epoch, state, report = keeper.final_best()
     info = run_info(best_epoch, report, data, opts)
     info["train_seconds"] = round(time.perf_counter() - started, 1)
-    # tuned pretrained-tower layers are stored as float16: half the size, no measurable change
-    state = {
-        k: v.half() if k.startswith(("image_tower.", "text_tower.")) and v.is_floating_point() else v
-        for k, v in state.items()
-    }
-    save_trained(out, config, state, info, data, opts, keeper.history)
+    save_trained(out, config, half_towers(state), info, data, opts, keeper.history)
     return TrainResult(out, best_epoch, report, keeper.history, time.perf_counter() - started)
 
 

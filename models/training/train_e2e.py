@@ -167,7 +167,7 @@ def train_e2e(
     model.load_checkpoint_state(state)
     info = run_info(best_epoch, report, data, opts)
     if model.reranker is not None:
-        info["reranker"] = train_reranker(model, config, train_photos, next(iter(vals.values())), opts)
+        info["reranker"] = train_reranker(model, config, train_photos, vals, opts)
     info["train_seconds"] = round(time.perf_counter() - started, 1)
     state = {k: v.detach().cpu() for k, v in model.checkpoint_state().items()}
     save_trained(out, config, state, info, data, opts, keeper.history)
