@@ -72,12 +72,12 @@ class JointModel(nn.Module):
         """n texts, each with its candidate's patch grid (n, C, h, w) → (n,) logits, higher = better."""
         if self.reranker is None or not hasattr(self.text_tower, "forward_tokens"):
             raise ValueError("this model has no re-ranker (config 'reranker') or no token-level text tower")
-        tokens, mask = self.text_tower.forward_tokens(texts)  # (n, T, text_dim), (n, T)
-        logits: torch.Tensor = self.reranker(tokens, mask, grids)
+        unique = sorted(set(texts))  # a query's candidates share its text: its tokens are computed once
+        rows = [unique.index(t) for t in texts]
+        tokens, mask = self.text_tower.forward_tokens(unique)  # (n_unique, T, text_dim), (n_unique, T)
+        logits: torch.Tensor = self.reranker(tokens[rows], mask[rows], grids)
         if self.reranker.residual:  # a correction to the dual encoder's own logit
-            unique = sorted(set(texts))
-            vectors = self.encode_text(unique)
-            text = vectors[[unique.index(t) for t in texts]]
+            text = self.encode_text(unique)[rows]
             logits = logits + self.dual_logits(text, self.embed_image_features(grids.mean(dim=(2, 3))))
         return logits
 
