@@ -165,8 +165,14 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
 
 PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
     (
-        "joint-default (shipped; stage 4: 2 more epochs at 288 px from stage 3 on Flickr8k + CC3M)",
+        "joint-default (shipped; stage 5: 2 more epochs at 288 px from stage 4, both sets at weight 1, "
+        "hard negatives 0.5, caption word dropout 0.1)",
         Path("models/checkpoints/joint-default.safetensors"),
+    ),
+    (
+        "joint-default-v4 (shipped for comparison; stage 4: 2 more epochs at 288 px from stage 3 on "
+        "Flickr8k + CC3M at weight 0.6)",
+        Path("models/checkpoints/joint-default-v4.safetensors"),
     ),
     (
         "joint-flickr8k (shipped for comparison; stage 3: 3 more epochs at 288 px from stage 2, new crops)",
@@ -199,13 +205,15 @@ def refresh_pretrained_rows() -> None:
     rows = [checkpoint_row(name, path) or old.get(name) for name, path in PRETRAINED_ROWS]
     replaced = {name for name, _ in PRETRAINED_ROWS}
     replaced |= {
-        name for name in old if name.startswith(("joint-default (", "joint-flickr8k (", "joint-frozen ("))
+        name
+        for name in old
+        if name.startswith(("joint-default (", "joint-default-v4 (", "joint-flickr8k (", "joint-frozen ("))
     }
     rest = [line for line in table if _row_name(line) not in replaced]
     refreshed = [r for r in rows if r]
     stages = [line for line in rest if _row_name(line).startswith("joint-default stage")]  # below the shipped
     others = [line for line in rest if line not in stages]
-    body = [*refreshed[:2], *stages, *refreshed[2:], *others]
+    body = [*refreshed[:3], *stages, *refreshed[3:], *others]
     MD.write_text("\n".join([*lines[: header + 1], *body, *lines[end:]]) + "\n")
 
 

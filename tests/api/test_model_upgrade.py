@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
@@ -17,8 +18,6 @@ from models.encoder import Encoder
 from models.registry import EARLIER_DEFAULTS, create_encoder, weights_key_of
 from tests.builders import photos
 from tests.builders.indexing import run_index
-
-EARLIER = EARLIER_DEFAULTS[0]
 
 
 def make_settings(tmp_path: Path, db_url: str, **chosen: str) -> Settings:
@@ -33,13 +32,17 @@ def make_settings(tmp_path: Path, db_url: str, **chosen: str) -> Settings:
     )
 
 
-def test_a_library_indexed_with_the_earlier_default_keeps_being_served(
-    tmp_path: Path, db_url: str, encoder: Encoder
+@pytest.mark.parametrize("earlier_name", EARLIER_DEFAULTS)
+def test_a_library_indexed_with_an_earlier_default_keeps_being_served(
+    tmp_path: Path,
+    db_url: str,
+    encoder: Encoder,
+    earlier_name: str,
 ) -> None:
-    earlier = create_encoder(EARLIER, device="cpu")
+    earlier = create_encoder(earlier_name, device="cpu")
     assert (
         earlier.weights_key
-        == weights_key_of(EARLIER)
+        == weights_key_of(earlier_name)
         != encoder.weights_key
         == weights_key_of("joint-default")
     )
@@ -49,7 +52,7 @@ def test_a_library_indexed_with_the_earlier_default_keeps_being_served(
     run_index(default, earlier, folder)  # as the earlier default indexed it
     sessions = session_factory(make_engine(default.db_url))
     assert "model" not in default.model_fields_set
-    assert stored_model(default, sessions) == EARLIER
+    assert stored_model(default, sessions) == earlier_name
     with TestClient(create_app(default)) as client:
         ready = client.get("/ready")
         assert ready.status_code == 200 and ready.json()["model"].startswith(earlier.weights_key)

@@ -32,12 +32,10 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def int8_default(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
-    """The shipped default model with its int8 image tower (its shipped calibration), a fresh export
-    cache: quantize image, since auto serves this checkpoint in fp32 (its test_time says so)."""
+    """The shipped default model as a CPU serves it by default: its int8 image tower (its shipped
+    calibration) at its default preset, from a fresh export cache."""
     cache = tmp_path_factory.mktemp("onnx")
-    return load_encoder(
-        "joint-default", device="cpu", options=ServingOptions(cache_dir=cache, quantize="image")
-    )
+    return load_encoder("joint-default", device="cpu", options=ServingOptions(cache_dir=cache))
 
 
 def test_the_default_model_serves_photos_through_int8_convolutions(
@@ -160,13 +158,17 @@ def test_the_default_preset_follows_the_image_towers_precision(
     int8_default: Encoder, encoder: Encoder, tmp_path: Path
 ) -> None:
     """Each checkpoint serves the fastest way within 1 R@1 point of its best fp32 figures (benchmarks/
-    runtime.md). joint-default: one 288 px pass in fp32, and quantize auto stays fp32 though a
-    calibration ships (its int8 presets within the rule are slower); with int8 asked for, best.
-    joint-flickr8k (the code's defaults): best in fp32, balanced with the int8 image tower on a CPU."""
-    assert int8_default.preset == "best" and int8_default.key.endswith("+int8image")  # type: ignore[attr-defined]
-    auto = load_encoder("joint-default", device="cpu", options=ServingOptions(cache_dir=tmp_path))
-    assert auto.quantize == "none" and auto.preset == "fast"  # type: ignore[attr-defined]
-    assert auto.key == f"{encoder.weights_key}+fast" and auto.hflip is False  # type: ignore[attr-defined]
+    MODELS.md). joint-default: 320 px + mirror with the int8 image tower when its calibration is there
+    (quantize auto), the same preset in fp32 otherwise. joint-default-v4: one 288 px pass in fp32, and
+    auto stays fp32 though a calibration ships. joint-flickr8k (the code's defaults): best in fp32,
+    balanced with the int8 image tower."""
+    assert int8_default.quantize == "image" and int8_default.preset == "balanced"  # type: ignore[attr-defined]
+    assert int8_default.key == f"{encoder.weights_key}+balanced+int8image"
+    fp32 = load_encoder("joint-default", device="cpu", options=ServingOptions(runtime="torch"))
+    assert fp32.preset == "balanced" and fp32.key == f"{encoder.weights_key}+balanced"  # type: ignore[attr-defined]
+    v4 = load_encoder("joint-default-v4", device="cpu", options=ServingOptions(cache_dir=tmp_path))
+    assert v4.quantize == "none" and v4.preset == "fast" and v4.hflip is False  # type: ignore[attr-defined]
+    assert v4.key.endswith("+fast") and v4.weights_key != encoder.weights_key
     earlier = load_encoder("joint-flickr8k", device="cpu", options=ServingOptions(cache_dir=tmp_path))
     assert earlier.quantize == "image" and earlier.preset == "balanced"  # type: ignore[attr-defined]
     assert "+balanced+int8image" in earlier.key and earlier.extra_sizes == [] and earlier.hflip  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from models.registry import create_encoder, list_models, load_model_config
 from models.schema import ModelConfigError
 from tests.builders.photos import SHARED, shared_rows
 
-SHIPPED = ("joint-default", "joint-flickr8k", "joint-frozen")
+SHIPPED = ("joint-default", "joint-default-v4", "joint-flickr8k", "joint-frozen")
 # Vectors the shipped checkpoints gave before configs were typed (computed with the code of then,
 # through create_encoder → encode_images / encode_texts of the same two photos and texts).
 REFERENCE = Path(__file__).parent / "reference" / "shipped_vectors.npz"
@@ -117,6 +117,15 @@ def test_the_flickr8k_model_keeps_the_key_libraries_were_indexed_with(encoder: E
     no re-indexing; the default's key is another."""
     earlier = create_encoder("joint-flickr8k", device="cpu")
     assert_embeds_as_before(earlier, "joint-flickr8k")
+    assert earlier.key.startswith("joint-default@") and earlier.key != encoder.key
+
+
+@pytest.mark.slow
+def test_the_previous_default_keeps_the_key_libraries_were_indexed_with(encoder: Encoder) -> None:
+    """joint-default-v4 is the previous joint-default file byte for byte: a library it indexed keeps being
+    served (by default until re-indexed, or by naming it) with no re-embedding."""
+    earlier = create_encoder("joint-default-v4", device="cpu")
+    assert_embeds_as_before(earlier, "joint-default-v4")
     assert earlier.key.startswith("joint-default@") and earlier.key != encoder.key
 
 
