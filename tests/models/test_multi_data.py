@@ -134,7 +134,7 @@ def test_evaluate_measures_a_test_time_preset(two_sets: tuple[Path, Path], tmp_p
     assert best.exit_code == 0 and "+" not in json.loads((tmp_path / "best.json").read_text())["model"]
     served = runner.invoke(app, [*args, "--report", str(tmp_path / "served.json")])  # as a server serves it
     assert served.exit_code == 0 and json.loads((tmp_path / "served.json").read_text())["model"].endswith(
-        "+fast"
+        "+balanced"
     )
     wrong = runner.invoke(app, [*args, "--preset", "fastest"])
     assert wrong.exit_code == 2 and "unknown preset 'fastest'" in wrong.output
