@@ -43,6 +43,13 @@ ResumeOption = Annotated[
 InitOption = Annotated[
     Path | None, typer.Option(help="Start from this trained checkpoint of the same model config.")
 ]
+InitTextOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Start only the text side (tuned text layers, text head, temperature) from this trained "
+        "checkpoint with the same text tower; the image side starts from its pretrained tower."
+    ),
+]
 CropSeedOption = Annotated[
     int | None, typer.Option(help="Seed of the random-crop training views (another: unseen crops).")
 ]
@@ -105,6 +112,7 @@ def train(
     device: DeviceChoice = "auto",
     resume: ResumeOption = None,
     init: InitOption = None,
+    init_text: InitTextOption = None,
     image_size: Annotated[int | None, typer.Option(help="Override the training resolution.")] = None,
     crop_seed: CropSeedOption = None,
     hard_negatives: Annotated[
@@ -129,6 +137,8 @@ def train(
     from models.training.options import TrainOptions
     from models.training.train import train_joint
 
+    if init is not None and init_text is not None:
+        raise InvalidInputError("--init and --init-text exclude each other: --init sets the text side too")
     settings = current_settings()
     sets = training_data_sets(data, weight)
     config = load_joint_config(model)
@@ -142,6 +152,7 @@ def train(
         device=str(resolve_device(device)),
         cache_dir=settings.data_dir / "cache",
         init=init,
+        init_text=init_text,
         **overrides,
     )
     result = train_joint(

@@ -39,6 +39,7 @@ class TrainOptions:
     device: str = "cpu"
     cache_dir: Path = Path("data/cache")
     init: Path | None = None  # start from this checkpoint's trained weights (same model config)
+    init_text: Path | None = None  # start only the text side from this checkpoint (same text tower)
     crop_seed: int = 0  # which random crops the cached "crop" views are (another seed: fresh views)
 
     @classmethod

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import load_checkpoint
+from models.errors import InvalidInputError
 from models.joint.config import JointConfig
 from models.joint.model import JointModel
 from models.query_bank import split_bank_tensors
@@ -78,6 +79,33 @@ def init_from_checkpoint(model: JointModel, path: Path) -> None:
     Its query bank, if any, is not carried over: training writes a new one."""
     state = split_bank_tensors(load_checkpoint(path).state_dict)
     model.load_checkpoint_state(state)  # raises if the configs differ
+
+
+TEXT_SIDE = ("text_tower.", "text_head.", "logit_scale")
+
+
+def init_text_from_checkpoint(model: JointModel, path: Path) -> list[str]:
+    """Start the text side (the tuned text tower layers, the text head and the temperature) from a trained
+    checkpoint whose text tower, head and embedding size are this config's; the image side keeps its
+    pretrained tower and a new head, so a larger image tower can learn into a caption space already
+    trained. → the keys loaded. A checkpoint whose text side does not fit is an input error."""
+    checkpoint = load_checkpoint(path)
+    theirs, ours = checkpoint.config, model.config
+    if not isinstance(theirs, JointConfig):
+        raise InvalidInputError(f"--init-text {path}: a joint checkpoint is needed; it holds {theirs.family}")
+    for part in ("text_tower", "head", "embed_dim"):
+        if getattr(theirs, part) != getattr(ours, part):
+            raise InvalidInputError(
+                f"--init-text {path}: its {part} ({getattr(theirs, part)}) is not this config's "
+                f"({getattr(ours, part)})"
+            )
+    wanted = {k for k in model.checkpoint_state() if k.startswith(TEXT_SIDE)}
+    state = split_bank_tensors(checkpoint.state_dict)
+    if missing := sorted(wanted - set(state)):
+        raise InvalidInputError(f"--init-text {path}: it lacks {missing[:5]}")
+    model.load_state_dict({k: state[k] for k in wanted}, strict=False)
+    log.info("text side from %s: %d tensors; the image side starts pretrained", path, len(wanted))
+    return sorted(wanted)
 
 
 class EpochKeeper(EpochLoop):

@@ -258,3 +258,51 @@ def test_training_commands_take_their_data_from_the_option_or_the_setting(
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2 and str(tmp_path / "captioned" / "captions.jsonl") in result.output
+
+
+@pytest.mark.slow
+def test_a_larger_image_tower_can_start_from_a_trained_caption_space(
+    small_data: Path, tmp_path: Path
+) -> None:
+    """--init-text: a Lite1 model starts with the shipped model's text side (its captions land where that
+    model puts them) and its own pretrained image tower; a text side that does not fit is a clear error."""
+    import torch
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from models.checkpoint import load_checkpoint
+    from models.errors import InvalidInputError
+    from models.joint.model import JointModel
+
+    shipped = Path("models/checkpoints/joint-default.safetensors")
+    data = load_joint_config("joint-lite1").to_json()
+    data["train"]["views"] = ["original"]
+    data["preprocess"]["image_size"] = 128
+    config = JointConfig.parse(data, "joint-lite1, one small view")
+    opts = TrainOptions.from_config(
+        config, epochs=1, lr=1e-9, batch_size=32, device="cpu", cache_dir=tmp_path / "c", warmup_epochs=0
+    )
+    opts.init_text = shipped
+    out = tmp_path / "lite1.safetensors"
+    train_joint(config, small_data, out, opts)
+
+    captions = ["a dog runs through the snow", "a red car parked on a street"]
+    before = create_encoder(str(shipped), device="cpu").encode_texts(captions)
+    after = create_encoder(str(out), device="cpu").encode_texts(captions)
+    fresh = JointModel(config).eval()
+    with torch.no_grad():
+        untrained = fresh.encode_text(captions).numpy()
+    assert (after * before).sum(axis=1).min() > 0.999  # unit vectors; float16 tower weights
+    assert (untrained * before).sum(axis=1).max() < 0.5
+    # the image side is Lite1's own: its tuned blocks are the pretrained ones, its head is new
+    state = load_checkpoint(out).state_dict
+    top = fresh.image_tower.net.blocks[6][0].conv_pw.weight
+    assert torch.allclose(state["image_tower.net.blocks.6.0.conv_pw.weight"].float(), top, atol=1e-2)
+
+    other = load_joint_config("joint-finetune-top2")  # two text layers tuned, not six
+    with pytest.raises(InvalidInputError, match="text_tower"):
+        train_joint(other, small_data, tmp_path / "x.safetensors", opts)
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(small_data), "--init", str(shipped), "--init-text", str(shipped)]
+    )
+    assert result.exit_code == 2 and "exclude each other" in result.output
