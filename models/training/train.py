@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,12 +88,20 @@ def _features(
         model.text_tower, texts, spec=config.text_tower, cache_dir=opts.cache_dir, device=device
     )
     return _Features(
-        torch.from_numpy(np.ascontiguousarray(images)),
-        torch.from_numpy(np.ascontiguousarray(text)),
-        None if mask is None else torch.from_numpy(mask),
+        _cached_tensor(images),
+        _cached_tensor(text),
+        None if mask is None else _cached_tensor(mask),
         np.array(owner),
         captions_of,
     )
+
+
+def _cached_tensor(array: np.ndarray) -> torch.Tensor:
+    """A cached array (a read-only memory map when the cache was already there) as a tensor without a
+    copy; training only reads these, so PyTorch's warning about non-writable arrays does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def _pad_tokens(t: torch.Tensor, length: int) -> torch.Tensor:

@@ -278,6 +278,7 @@ def test_a_larger_image_tower_can_start_from_a_trained_caption_space(
     data = load_joint_config("joint-lite1").to_json()
     data["train"]["views"] = ["original"]
     data["preprocess"]["image_size"] = 128
+    del data["test_time"], data["query_bank"]
     config = JointConfig.parse(data, "joint-lite1, one small view")
     opts = TrainOptions.from_config(
         config, epochs=1, lr=1e-9, batch_size=32, device="cpu", cache_dir=tmp_path / "c", warmup_epochs=0
