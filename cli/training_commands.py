@@ -137,8 +137,6 @@ def train(
     from models.training.options import TrainOptions
     from models.training.train import train_joint
 
-    if init is not None and init_text is not None:
-        raise InvalidInputError("--init and --init-text exclude each other: --init sets the text side too")
     settings = current_settings()
     sets = training_data_sets(data, weight)
     config = load_joint_config(model)

@@ -84,11 +84,11 @@ def init_from_checkpoint(model: JointModel, path: Path) -> None:
 TEXT_SIDE = ("text_tower.", "text_head.", "logit_scale")
 
 
-def init_text_from_checkpoint(model: JointModel, path: Path) -> list[str]:
+def init_text_from_checkpoint(model: JointModel, path: Path) -> None:
     """Start the text side (the tuned text tower layers, the text head and the temperature) from a trained
     checkpoint whose text tower, head and embedding size are this config's; the image side keeps its
     pretrained tower and a new head, so a larger image tower can learn into a caption space already
-    trained. → the keys loaded. A checkpoint whose text side does not fit is an input error."""
+    trained. A checkpoint whose text side does not fit is an input error."""
     checkpoint = load_checkpoint(path)
     theirs, ours = checkpoint.config, model.config
     if not isinstance(theirs, JointConfig):
@@ -105,7 +105,17 @@ def init_text_from_checkpoint(model: JointModel, path: Path) -> list[str]:
         raise InvalidInputError(f"--init-text {path}: it lacks {missing[:5]}")
     model.load_state_dict({k: state[k] for k in wanted}, strict=False)
     log.info("text side from %s: %d tensors; the image side starts pretrained", path, len(wanted))
-    return sorted(wanted)
+
+
+def init_weights(model: JointModel, init: Path | None, init_text: Path | None) -> None:
+    """A new run's starting weights beyond the pretrained towers: a whole trained checkpoint of the same
+    config (init) or only its text side (init_text); not both, since init sets the text side too."""
+    if init is not None and init_text is not None:
+        raise InvalidInputError("--init and --init-text exclude each other: --init sets the text side too")
+    if init is not None:
+        init_from_checkpoint(model, init)
+    if init_text is not None:
+        init_text_from_checkpoint(model, init_text)
 
 
 class EpochKeeper(EpochLoop):

@@ -37,7 +37,7 @@ from models.training.evaluate import RetrievalReport, ValReport, retrieval_repor
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
 from models.training.options import TrainOptions, TrainResult, half_towers, run_info, save_trained
-from models.training.resume import EpochKeeper, init_from_checkpoint, init_text_from_checkpoint, start_run
+from models.training.resume import EpochKeeper, init_weights, start_run
 from models.training.schedule import warmup_cosine
 from models.training.train_e2e import has_trainable_tower, train_e2e
 
@@ -200,10 +200,8 @@ def train_joint(
     started = time.perf_counter()
     saved, config = start_run(config, opts.seed, resume)
     model = JointModel(config)
-    if opts.init is not None and saved is None:
-        init_from_checkpoint(model, opts.init)
-    if opts.init_text is not None and saved is None:
-        init_text_from_checkpoint(model, opts.init_text)
+    if saved is None:
+        init_weights(model, opts.init, opts.init_text)
     sets = as_sets(data)
     vals = {
         name: _features(model, photos, ("original",), opts, config)

@@ -31,7 +31,7 @@ from models.training.features import image_features
 from models.training.losses import contrastive_loss, info_nce
 from models.training.options import TrainOptions, TrainResult, run_info, save_trained
 from models.training.reranker_train import train_reranker
-from models.training.resume import EpochKeeper, init_from_checkpoint, init_text_from_checkpoint, start_run
+from models.training.resume import EpochKeeper, init_weights, start_run
 from models.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -149,10 +149,8 @@ def train_e2e(
     train_photos, vals = [p for part in parts for p in part], load_val_sets(sets)
     config = with_vocab(config, train_photos)
     model = JointModel(config)
-    if opts.init is not None and saved is None:
-        init_from_checkpoint(model, opts.init)
-    if opts.init_text is not None and saved is None:
-        init_text_from_checkpoint(model, opts.init_text)
+    if saved is None:
+        init_weights(model, opts.init, opts.init_text)
     model = model.to(torch.device(opts.device))
     images = _Images(model, config, opts, {"train": train_photos} | {f"val:{n}": v for n, v in vals.items()})
     captions_per_item = 2 if config.loss.objective == "captions" else 1
