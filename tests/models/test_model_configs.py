@@ -22,7 +22,14 @@ from models.registry import create_encoder, list_models, load_model_config
 from models.schema import ModelConfigError
 from tests.builders.photos import SHARED, shared_rows
 
-SHIPPED = ("joint-default", "joint-default-v4", "joint-flickr8k", "joint-frozen", "joint-lite1")
+SHIPPED = (
+    "joint-default",
+    "joint-default-v4",
+    "joint-flickr8k",
+    "joint-frozen",
+    "joint-lite1",
+    "joint-lite1-v2",
+)
 # Vectors the shipped checkpoints gave before configs were typed (computed with the code of then,
 # through create_encoder → encode_images / encode_texts of the same two photos and texts).
 REFERENCE = Path(__file__).parent / "reference" / "shipped_vectors.npz"
@@ -127,6 +134,17 @@ def test_the_previous_default_keeps_the_key_libraries_were_indexed_with(encoder:
     earlier = create_encoder("joint-default-v4", device="cpu")
     assert_embeds_as_before(earlier, "joint-default-v4")
     assert earlier.key.startswith("joint-default@") and earlier.key != encoder.key
+
+
+@pytest.mark.slow
+def test_the_previous_lite1_file_keeps_the_key_libraries_were_indexed_with() -> None:
+    """joint-lite1-v2 is joint-lite1's file before its third stage, byte for byte: a library indexed with
+    it is served by naming it (PHOTOSEARCH_MODEL=joint-lite1-v2) with no re-embedding; joint-lite1 now
+    names other weights."""
+    earlier = create_encoder("joint-lite1-v2", device="cpu")
+    assert_embeds_as_before(earlier, "joint-lite1-v2")
+    current = create_encoder("joint-lite1", device="cpu")
+    assert earlier.key.startswith("joint-lite1@") and earlier.weights_key != current.weights_key
 
 
 def test_a_checkpoint_is_hashed_once_per_process_and_again_when_rewritten(
