@@ -180,7 +180,8 @@ def test_the_shipped_lite1_model_serves_with_its_own_settings_and_finds_photos(t
     served = (encoder.preprocess.image_size, encoder.hflip, encoder.extra_sizes)  # type: ignore[attr-defined]
     assert served == (288, True, [256])
     rows = shared_rows("val", 20)
-    photos = encoder.encode_images([Image.open(SHARED / row["image"]).convert("RGB") for row in rows])
+    images = [Image.open(SHARED / row["image"]).convert("RGB") for row in rows]
+    photos = encoder.encode_images(images)
     captions = encoder.encode_texts([row["captions"][0] for row in rows])
     found = (captions @ photos.T).argmax(axis=1) == np.arange(len(rows))
     assert found.mean() >= 0.5, found
@@ -193,7 +194,7 @@ def test_the_shipped_lite1_model_serves_with_its_own_settings_and_finds_photos(t
         "joint-lite1", device="cpu", options=ServingOptions(cache_dir=tmp_path, quantize="image")
     )
     assert int8.preset == "best" and int8.key == f"{encoder.weights_key}+int8image"  # type: ignore[attr-defined]
-    int8_photos = int8.encode_images([Image.open(SHARED / row["image"]).convert("RGB") for row in rows])
+    int8_photos = int8.encode_images(images)
     assert ((captions @ int8_photos.T).argmax(axis=1) == np.arange(len(rows))).mean() >= 0.5
     fp32 = load_encoder("joint-lite1", device="cpu", options=ServingOptions(runtime="torch"))
     assert fp32.preset == "balanced" and fp32.key == f"{encoder.weights_key}+balanced"  # type: ignore[attr-defined]

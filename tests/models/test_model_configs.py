@@ -30,8 +30,8 @@ SHIPPED = (
     "joint-lite1",
     "joint-lite1-v2",
 )
-# Vectors the shipped checkpoints gave before configs were typed (computed with the code of then,
-# through create_encoder → encode_images / encode_texts of the same two photos and texts).
+# Vectors each shipped checkpoint gave when it shipped (through create_encoder → encode_images /
+# encode_texts of the same two photos and texts): a file kept for its libraries must go on giving them.
 REFERENCE = Path(__file__).parent / "reference" / "shipped_vectors.npz"
 REFERENCE_TEXTS = ["a black dog jumps over a log", "two children playing football on the beach"]
 
