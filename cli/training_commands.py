@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ import typer
 
 from cli.options import CheckpointOption, console, current_settings
 from models.errors import InvalidInputError
-from models.joint.config import JointConfig, QueryBankConfig, ServingConfig
+from models.joint.config import PRESETS, JointConfig, QueryBankConfig, ServingConfig
 from models.training.data import TrainingSet, training_sets
 
 DataOption = Annotated[
@@ -193,15 +194,40 @@ def print_written(checkpoint: Path, seconds: float, *, hint: bool = False) -> No
     console.print(line + (f"\nuse it: photosearch index PATH --model {checkpoint}" if hint else ""))
 
 
+@dataclass(frozen=True)
+class DefaultWay:
+    """How a checkpoint is served when the settings name no preset or precision (None: as stored)."""
+
+    preset: str | None = None
+    preset_int8: str | None = None
+    int8_by_default: bool | None = None
+
+    def __post_init__(self) -> None:
+        for option, name in (("--default-preset", self.preset), ("--default-preset-int8", self.preset_int8)):
+            if name is not None and name not in PRESETS:
+                raise InvalidInputError(f"{option}: unknown preset {name!r}: use one of {list(PRESETS)}")
+
+
 def serving_settings(
-    stored: ServingConfig | None, image_size: int | None, hflip: bool | None, extra_size: list[int] | None
+    stored: ServingConfig | None,
+    image_size: int | None,
+    hflip: bool | None,
+    extra_size: list[int] | None,
+    default_way: DefaultWay | None = None,
 ) -> ServingConfig:
     """The checkpoint's test-time settings with the options given on top (--extra-size 0 alone: none)."""
     extras = [size for size in extra_size or [] if size]
     for option, sizes in (("--image-size", [image_size]), ("--extra-size", extras)):
         if bad := [size for size in sizes if size is not None and not 32 <= size <= 1024]:
             raise InvalidInputError(f"{option} must be 32..1024 pixels; got {bad[0]}")
-    changes: dict[str, object] = {"image_size": image_size, "hflip": hflip}
+    way = default_way or DefaultWay()
+    changes: dict[str, object] = {
+        "image_size": image_size,
+        "hflip": hflip,
+        "default_preset": way.preset,
+        "default_preset_int8": way.preset_int8,
+        "int8_by_default": way.int8_by_default,
+    }
     if extra_size is not None:  # replaces the checkpoint's
         changes["extra_sizes"] = tuple(extras)
     given = {key: value for key, value in changes.items() if value is not None}
@@ -220,23 +246,51 @@ def calibrate_command(
     ] = 5000,
     k: Annotated[int, typer.Option(help="Nearest bank entries averaged into a hit's offset.")] = 50,
     beta: Annotated[float, typer.Option(help="Weight of the offset.")] = 0.5,
+    keep_bank: Annotated[
+        bool,
+        typer.Option(
+            "--keep-bank",
+            help="Keep the checkpoint's query bank as it is (photos embedded as before; no --data needed).",
+        ),
+    ] = False,
+    default_preset: Annotated[
+        str | None,
+        typer.Option(help="Preset served when none is asked for, fp32 towers (fast, balanced, best)."),
+    ] = None,
+    default_preset_int8: Annotated[
+        str | None,
+        typer.Option(help="Preset served when none is asked for, int8 image tower."),
+    ] = None,
+    int8_by_default: Annotated[
+        bool | None,
+        typer.Option(
+            "--int8-by-default/--fp32-by-default",
+            help="Whether quantize auto takes the calibrated int8 image tower on a CPU.",
+        ),
+    ] = None,
     device: DeviceChoice = "auto",
 ) -> None:
-    """Set how a trained checkpoint embeds photos (resolution, mirror averaging) and give it a query bank
-    against hubness; `photosearch train` does this itself when the model config asks for it."""
+    """Set how a trained checkpoint embeds photos (resolution, mirror averaging, the way it is served by
+    default) and give it a query bank against hubness; `photosearch train` does this itself when the
+    model config asks for it."""
     from models.checkpoint import read_checkpoint_config
     from models.training.calibrate import calibrate_checkpoint
 
     stored = read_checkpoint_config(checkpoint)  # CheckpointError: one line and exit 2 in cli.main
     serving = serving_settings(
-        stored.test_time if isinstance(stored, JointConfig) else None, image_size, hflip, extra_size
+        stored.test_time if isinstance(stored, JointConfig) else None,
+        image_size,
+        hflip,
+        extra_size,
+        DefaultWay(default_preset, default_preset_int8, int8_by_default),
     )
-    bank = (
-        QueryBankConfig(photos=bank_photos, captions=bank_captions, k=k, beta=beta) if bank_photos else None
-    )
-    folder = training_data(data) if bank is not None else Path()  # only a bank needs data
+    wants_bank = bank_photos and not keep_bank
+    bank = QueryBankConfig(photos=bank_photos, captions=bank_captions, k=k, beta=beta) if wants_bank else None
+    folder = training_data(data) if bank is not None else Path()  # only a new bank needs data
     try:
-        built = calibrate_checkpoint(checkpoint, folder, test_time=serving, bank_options=bank, device=device)
+        built = calibrate_checkpoint(
+            checkpoint, folder, test_time=serving, bank_options=bank, keep_bank=keep_bank, device=device
+        )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
     described = "no query bank" if built is None else f"query bank {built.settings().to_json()}"

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from models.caption_bank import sidecar_path, write_sidecar
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from models.encoder import Encoder
 from models.joint.config import JointConfig, QueryBankConfig, ServingConfig
 from models.joint.encoder import build_joint_encoder
@@ -50,18 +50,24 @@ def calibrate_checkpoint(
     *,
     test_time: ServingConfig | None = None,
     bank_options: QueryBankConfig | None = None,
+    keep_bank: bool = False,
     device: str = "auto",
 ) -> QueryBank | None:
     """Give a trained joint checkpoint its test-time settings and a query bank from `data`'s train split.
 
-    test_time: config "test_time" (resolution, mirror-image averaging); None keeps the checkpoint's.
-    bank_options: how many photos and captions, k, beta; None leaves no bank.
-    The file is rewritten once, at the end: a failure leaves it as it was. Its photo vectors change, and
-    so does its digest: indexes built with the old file are rebuilt.
+    test_time: config "test_time" (resolution, mirror-image averaging, the default preset and precision);
+    None keeps the checkpoint's.
+    bank_options: how many photos and captions, k, beta; None leaves no bank, unless keep_bank.
+    keep_bank: keep the bank the checkpoint holds, as it is: only when photos are embedded as before
+    (the bank's photo vectors were embedded that way), so only the default way can change.
+    The file is rewritten once, at the end: a failure leaves it as it was. Its digest changes, and so
+    does its model key: indexes built with the old file are rebuilt.
     """
     checkpoint = load_checkpoint(path)
     if not isinstance(checkpoint.config, JointConfig):
         raise ValueError(f"{path} is a {checkpoint.config.family!r} checkpoint; calibrate takes joint ones")
+    if keep_bank:
+        return _keep_bank(checkpoint, test_time, bank_options)
     config = without_bank(checkpoint.config)
     if test_time is not None:
         config = config.replace(test_time=test_time)
@@ -74,6 +80,32 @@ def calibrate_checkpoint(
         config = config.replace(query_bank=bank.settings(sets_label(data, "train")))
         state.update(bank.tensors())
     save_checkpoint(path, config=config, state_dict=state, info=checkpoint.info)
+    return bank
+
+
+def _keep_bank(
+    checkpoint: Checkpoint, test_time: ServingConfig | None, bank_options: QueryBankConfig | None
+) -> QueryBank | None:
+    """Rewrite the checkpoint with new test-time choices and its query bank untouched."""
+    config = checkpoint.config
+    assert isinstance(config, JointConfig)
+    if bank_options is not None:
+        raise ValueError("keep the checkpoint's query bank or build a new one, not both")
+    stored = config.test_time or ServingConfig()
+    wanted = test_time or stored
+    embedding = ("image_size", "extra_sizes", "hflip")
+    if changed := [k for k in embedding if getattr(wanted, k) != getattr(stored, k)]:
+        raise ValueError(
+            f"the query bank's photos were embedded with the checkpoint's {', '.join(changed)}: keeping "
+            "it takes the same; give a bank (--bank-photos N) to embed photos another way"
+        )
+    bank = QueryBank.from_checkpoint(config.query_bank, checkpoint.state_dict)
+    save_checkpoint(
+        checkpoint.path,
+        config=config.replace(test_time=wanted),
+        state_dict=checkpoint.state_dict,
+        info=checkpoint.info,
+    )
     return bank
 
 

@@ -139,6 +139,51 @@ def test_a_bank_can_be_dropped_and_a_bad_checkpoint_is_refused(
         create_encoder(str(broken), device="cpu")
 
 
+@pytest.mark.slow
+def test_the_default_way_changes_and_the_bank_is_kept(
+    calibrated: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """calibrate --keep-bank with the default-way options: the checkpoint says how it is served by default
+    (preset in fp32 and int8, whether int8 is taken on a CPU), its bank unchanged and no data needed; a
+    change of how photos are embedded, which the bank's photos would no longer match, is refused."""
+    from cli.main import app
+    from models.checkpoint import read_checkpoint_config
+    from models.inference import ServingOptions, load_encoder
+
+    path, _, _ = calibrated
+    copy = tmp_path / "copy.safetensors"
+    shutil.copy(path, copy)
+    before = create_encoder(str(copy), device="cpu")
+    runner = CliRunner()
+    way = ["--default-preset", "fast", "--default-preset-int8", "balanced", "--fp32-by-default"]
+    result = runner.invoke(app, ["calibrate", str(copy), "--keep-bank", *way])
+    assert result.exit_code == 0, result.output
+    stored = read_checkpoint_config(copy).test_time
+    assert stored is not None and (stored.image_size, stored.hflip) == (256, True)  # embedding kept
+    assert (stored.default_preset, stored.default_preset_int8, stored.int8_by_default) == (
+        "fast",
+        "balanced",
+        False,
+    )
+    after = create_encoder(str(copy), device="cpu")
+    assert after.query_bank is not None and before.query_bank is not None
+    assert np.array_equal(after.query_bank.images, before.query_bank.images)
+    assert np.array_equal(after.query_bank.texts, before.query_bank.texts)
+    assert after.weights_key != before.weights_key  # another file: indexes of the old one are not reused
+    served = load_encoder(str(copy), device="cpu", options=ServingOptions(cache_dir=tmp_path / "onnx"))
+    assert served.quantize == "none" and served.preset == "fast"  # type: ignore[attr-defined]
+
+    written = copy.read_bytes()
+    moved = runner.invoke(app, ["calibrate", str(copy), "--keep-bank", "--image-size", "288"])
+    assert moved.exit_code == 2 and "embedded with the checkpoint's image_size" in moved.output
+    unknown = runner.invoke(app, ["calibrate", str(copy), "--keep-bank", "--default-preset", "quick"])
+    assert unknown.exit_code == 2
+    assert (
+        "--default-preset: unknown preset 'quick': use one of ['fast', 'balanced', 'best']" in unknown.output
+    )
+    assert copy.read_bytes() == written  # refused before anything was written
+
+
 def test_calibrate_command_says_what_is_wrong(tmp_path: Path) -> None:
     from cli.main import app
 
