@@ -15,7 +15,8 @@ embed + SQL + FAISS. The files are read once beforehand so both runs find them i
         [--noise 3]
 
 A pipeline is comma-separated settings: workers, reduced_decode (true/false), runtime (auto, torch,
-onnx), preset (fast, balanced, best), quantize (auto, none, image); what it leaves out is the default.
+onnx), preset (fast, balanced, best), quantize (auto, none, image), model (a registered name; default
+joint-default); what it leaves out is the default.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def encoder_for(pipeline: dict[str, str]):  # noqa: ANN201
     runtime, preset = pipeline.get("runtime", "auto"), pipeline.get("preset") or None
     quantize = pipeline.get("quantize", "auto")
     options = ServingOptions(runtime, preset, quantize, spin=False)  # type: ignore[arg-type]
-    return load_encoder("joint-default", device="cpu", options=options)
+    return load_encoder(pipeline.get("model", "joint-default"), device="cpu", options=options)
 
 
 def index_once(folder: Path, pipeline: dict[str, str], encoder) -> dict[str, float]:  # noqa: ANN001

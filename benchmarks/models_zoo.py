@@ -165,9 +165,14 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
 
 PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
     (
-        "joint-default (shipped; stage 5: 2 more epochs at 288 px from stage 4, both sets at weight 1, "
-        "hard negatives 0.5, caption word dropout 0.1)",
+        "joint-default (shipped; EfficientNet-Lite1, joint-lite1's stages at 256 px on Flickr8k + CC3M, "
+        "the text side started from joint-default-v5)",
         Path("models/checkpoints/joint-default.safetensors"),
+    ),
+    (
+        "joint-default-v5 (shipped for comparison; Lite0 stage 5: 2 more epochs at 288 px from stage 4, both "
+        "sets at weight 1, hard negatives 0.5, caption word dropout 0.1)",
+        Path("models/checkpoints/joint-default-v5.safetensors"),
     ),
     (
         "joint-default-v4 (shipped for comparison; stage 4: 2 more epochs at 288 px from stage 3 on "
@@ -207,13 +212,23 @@ def refresh_pretrained_rows() -> None:
     replaced |= {
         name
         for name in old
-        if name.startswith(("joint-default (", "joint-default-v4 (", "joint-flickr8k (", "joint-frozen ("))
+        if name.startswith(
+            (
+                "joint-default (",
+                "joint-default-v5 (",
+                "joint-default-v4 (",
+                "joint-flickr8k (",
+                "joint-frozen (",
+            )
+        )
     }
     rest = [line for line in table if _row_name(line) not in replaced]
     refreshed = [r for r in rows if r]
-    stages = [line for line in rest if _row_name(line).startswith("joint-default stage")]  # below the shipped
+    stages = [
+        line for line in rest if _row_name(line).startswith("joint-default-v5 stage")
+    ]  # below the shipped
     others = [line for line in rest if line not in stages]
-    body = [*refreshed[:3], *stages, *refreshed[3:], *others]
+    body = [*refreshed[:4], *stages, *refreshed[4:], *others]
     MD.write_text("\n".join([*lines[: header + 1], *body, *lines[end:]]) + "\n")
 
 

@@ -192,9 +192,10 @@ PRESETS: tuple[PresetName, ...] = ("fast", "balanced", "best")
 # The default way of embedding photos: the fastest preset and precision within 1 R@1 point of the most
 # accurate setting (best, fp32 towers) both ways (text→photo and photo→text, query bank on, each val set
 # the model was trained for). A checkpoint carries its own choice in test_time (default_preset,
-# default_preset_int8, int8_by_default: joint-default serves one 288 px pass in fp32, benchmarks/
-# MODELS.md); these are the defaults for one that does not, measured for joint-flickr8k on Flickr8k val
-# (benchmarks/runtime.md): in fp32 only best is within; with the int8 image tower, balanced (-0.4 / -1.0).
+# default_preset_int8, int8_by_default; set by `photosearch calibrate`, measured per checkpoint in
+# benchmarks/MODELS.md); these are the defaults for one that does not, measured for joint-flickr8k on
+# Flickr8k val (benchmarks/runtime.md): in fp32 only best is within; with the int8 image tower, balanced
+# (-0.4 / -1.0).
 DEFAULT_PRESET: PresetName = "best"
 DEFAULT_PRESET_INT8: PresetName = "balanced"
 

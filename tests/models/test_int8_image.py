@@ -158,14 +158,19 @@ def test_the_default_preset_follows_the_image_towers_precision(
     int8_default: Encoder, encoder: Encoder, tmp_path: Path
 ) -> None:
     """Each checkpoint serves the fastest way within 1 R@1 point of its best fp32 figures (benchmarks/
-    MODELS.md). joint-default: 320 px + mirror with the int8 image tower when its calibration is there
-    (quantize auto), the same preset in fp32 otherwise. joint-default-v4: one 288 px pass in fp32, and
-    auto stays fp32 though a calibration ships. joint-flickr8k (the code's defaults): best in fp32,
-    balanced with the int8 image tower."""
-    assert int8_default.quantize == "image" and int8_default.preset == "balanced"  # type: ignore[attr-defined]
-    assert int8_default.key == f"{encoder.weights_key}+balanced+int8image"
+    MODELS.md). joint-default: its shipped setting (288 + 256 px, each mirrored) with the int8 image tower
+    under quantize auto, the same in fp32 otherwise (balanced misses the rule on CC3M photo→text).
+    joint-default-v5: 320 px + mirror, int8 under quantize auto. joint-default-v4: one 288 px pass in
+    fp32. joint-flickr8k (the code's defaults): best in fp32, balanced with the int8 image tower."""
+    assert int8_default.quantize == "image" and int8_default.preset == "best"  # type: ignore[attr-defined]
+    assert int8_default.key == f"{encoder.weights_key}+int8image"
     fp32 = load_encoder("joint-default", device="cpu", options=ServingOptions(runtime="torch"))
-    assert fp32.preset == "balanced" and fp32.key == f"{encoder.weights_key}+balanced"  # type: ignore[attr-defined]
+    assert fp32.preset == "best" and fp32.key == encoder.weights_key == encoder.key  # type: ignore[attr-defined]
+    v5 = load_encoder("joint-default-v5", device="cpu", options=ServingOptions(cache_dir=tmp_path))
+    assert v5.quantize == "image" and v5.preset == "balanced"  # type: ignore[attr-defined]
+    assert v5.key.endswith("+balanced+int8image") and v5.weights_key != encoder.weights_key
+    v5_fp32 = load_encoder("joint-default-v5", device="cpu", options=ServingOptions(runtime="torch"))
+    assert v5_fp32.preset == "balanced" and v5_fp32.key == f"{v5.weights_key}+balanced"  # type: ignore[attr-defined]
     v4 = load_encoder("joint-default-v4", device="cpu", options=ServingOptions(cache_dir=tmp_path))
     assert v4.quantize == "none" and v4.preset == "fast" and v4.hflip is False  # type: ignore[attr-defined]
     assert v4.key.endswith("+fast") and v4.weights_key != encoder.weights_key

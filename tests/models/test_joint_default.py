@@ -59,7 +59,7 @@ def test_shipped_checkpoint_describes_itself(encoder: Encoder) -> None:
     config = read_checkpoint_config(
         __import__("models.registry").registry.BUNDLED_CHECKPOINT_DIR / "joint-default.safetensors"
     )
-    assert config.family == "joint" and config.image_tower.type == "efficientnet_lite0"
+    assert config.family == "joint" and config.image_tower.type == "efficientnet_lite1"
     assert encoder.dim == config.embed_dim and encoder.key.startswith("joint-default@")
 
 

@@ -24,6 +24,7 @@ from tests.builders.photos import SHARED, shared_rows
 
 SHIPPED = (
     "joint-default",
+    "joint-default-v5",
     "joint-default-v4",
     "joint-flickr8k",
     "joint-frozen",
@@ -128,11 +129,13 @@ def test_the_flickr8k_model_keeps_the_key_libraries_were_indexed_with(encoder: E
 
 
 @pytest.mark.slow
-def test_the_previous_default_keeps_the_key_libraries_were_indexed_with(encoder: Encoder) -> None:
-    """joint-default-v4 is the previous joint-default file byte for byte: a library it indexed keeps being
-    served (by default until re-indexed, or by naming it) with no re-embedding."""
-    earlier = create_encoder("joint-default-v4", device="cpu")
-    assert_embeds_as_before(earlier, "joint-default-v4")
+@pytest.mark.parametrize("name", ["joint-default-v5", "joint-default-v4"])
+def test_the_previous_defaults_keep_the_key_libraries_were_indexed_with(encoder: Encoder, name: str) -> None:
+    """joint-default-v5 (the Lite0 model) and joint-default-v4 are earlier joint-default files byte for
+    byte: a library one indexed keeps being served (by default until re-indexed, or by naming it) with no
+    re-embedding."""
+    earlier = create_encoder(name, device="cpu")
+    assert_embeds_as_before(earlier, name)
     assert earlier.key.startswith("joint-default@") and earlier.key != encoder.key
 
 

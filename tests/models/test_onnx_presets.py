@@ -30,7 +30,7 @@ def test_each_preset_of_the_default_model(preset_encoder: Encoder) -> None:
     encoder = preset_encoder
     shipped_key = str(np.load(REFERENCE)["joint-default.key"])
     assert DEFAULT_PRESET in PRESETS and encoder.key == shipped_key
-    expected = {"fast": (288, False, []), "balanced": (320, True, []), "best": (320, True, [288])}
+    expected = {"fast": (256, False, []), "balanced": (288, True, []), "best": (288, True, [256])}
     keys = {}
     for preset in PRESETS:
         encoder.apply_preset(preset)  # type: ignore[attr-defined]
@@ -50,7 +50,7 @@ def test_presets_embed_differently_and_the_default_as_shipped(preset_encoder: En
         vectors[preset] = encoder.encode_images(photo)[0]
     encoder.apply_preset(None)  # type: ignore[attr-defined]  # the checkpoint's own default (fp32)
     default = default_preset(encoder.model.config, int8=False)  # type: ignore[attr-defined]
-    assert encoder.preset == default == "balanced"  # type: ignore[attr-defined]
+    assert encoder.preset == default == "best"  # type: ignore[attr-defined]
     assert np.allclose(encoder.encode_images(photo)[0], vectors[default], atol=1e-6)
     assert 0.9 < float(vectors["fast"] @ vectors["best"]) < 0.9999  # the same photo, seen another way
 

@@ -274,7 +274,7 @@ def test_a_larger_image_tower_can_start_from_a_trained_caption_space(
     from models.errors import InvalidInputError
     from models.joint.model import JointModel
 
-    shipped = Path("models/checkpoints/joint-default.safetensors")
+    shipped = Path("models/checkpoints/joint-default-v5.safetensors")  # Lite0: another image tower
     data = load_joint_config("joint-lite1").to_json()
     data["train"]["views"] = ["original"]
     data["preprocess"]["image_size"] = 128
