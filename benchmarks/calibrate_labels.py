@@ -185,8 +185,9 @@ def main() -> None:
     labels = LabelOptions(tuple(read_label_file(args.labels)), top_k=args.top_k, min_probability=0.0).labels
     with open(SHARED / "captions.jsonl", encoding="utf-8") as handle:
         rows = [r for r in map(json.loads, handle) if r["split"] == "val"][: args.limit]
-    cache = REPO / "data" / "cache" / f"calibrate-labels-joint-default-{len(rows)}.npy"
     encoder = create_encoder("joint-default", device="cpu")
+    # the model key names the weights: another default never reads this one's vectors
+    cache = REPO / "data" / "cache" / f"calibrate-labels-{encoder.key.replace('@', '-')}-{len(rows)}.npy"
     probabilities = probabilities_for(encoder, embed(encoder, rows, cache), labels)
     truth = ground_truth(rows, labels)
     sweep = [

@@ -30,16 +30,16 @@ class ApiSettings(BaseModel):
     # browser origins (https://intranet.example) whose pages may call the API; empty: none
     cors_allow_origins: list[str] = []
     dedup_threshold: float = Field(
-        default=0.97,
+        default=0.95,
         gt=0,
         le=1,
         description="Search results collapse near-identical photos (dedup, on by default): two photos are "
         "duplicates when they are the same file (sha256) or the cosine of their photo vectors is at least "
-        "this. 0.97 for joint-default: the closest pair of different photos among 1,000 Flickr8k val "
-        "photos (two shots of one football play) is at 0.945, plus a 0.02 margin; it catches every byte "
-        "and mirrored copy, ~94% of burst-like frames and most JPEG re-encodes "
-        "(benchmarks/dedup.md). Lower it to merge more, raise it to merge less; other models need "
-        "their own value (python benchmarks/dedup_threshold.py).",
+        "this. 0.95 for joint-default: the closest pair of different photos among 1,000 Flickr8k val "
+        "photos (two shots of one football game) is at 0.921, plus a 0.02 margin; it catches every byte "
+        "and mirrored copy, 99.5% of burst-like frames and most JPEG re-encodes "
+        "(benchmarks/dedup.md; 0.97 for joint-default-v5). Lower it to merge more, raise it to merge "
+        "less; other models need their own value (python benchmarks/dedup_threshold.py).",
     )
 
 
@@ -53,10 +53,10 @@ class IndexerSettings(BaseModel):
     flat_max_vectors: int = 50_000  # above: HNSW
     hnsw_max_vectors: int = 1_000_000  # above: IVF-PQ with exact re-ranking
     # zero-shot tags (`index --labels`, `tag`): at most label_top_k a photo, each at least this
-    # probable. 0.17: calibrated on 1,000 Flickr8k val photos with benchmarks/labels.txt (25 labels):
-    # tag precision 0.51, recall 0.41 vs 0.34 / 0.58 for the plain top 3 (benchmarks/labels.md)
+    # probable. 0.18: calibrated for joint-default on 1,000 Flickr8k val photos with benchmarks/labels.txt
+    # (25 labels): tag precision 0.51, recall 0.42 vs 0.35 / 0.61 for the plain top 3 (benchmarks/labels.md)
     label_top_k: int = 3
-    label_min_probability: float = 0.17
+    label_min_probability: float = 0.18
     # a long run publishes its FAISS files this often, so search follows indexing
     publish_every_seconds: float = 120.0
     include_hidden: bool = False  # index files and folders whose name starts with "."
