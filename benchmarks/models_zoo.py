@@ -165,8 +165,8 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
 
 PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
     (
-        "joint-default (shipped; EfficientNet-Lite1, joint-lite1's stages at 256 px on Flickr8k + CC3M, "
-        "the text side started from joint-default-v5)",
+        "joint-default (shipped; EfficientNet-Lite1, stage 5: 2 more epochs at 256 px from joint-lite1, "
+        "Flickr8k weight 3, CC3M 0.5)",
         Path("models/checkpoints/joint-default.safetensors"),
     ),
     (
