@@ -40,7 +40,9 @@ def take(url: str, work_photo: int) -> None:
         desktop.wait_for_function("document.querySelectorAll('#results .card img[src]').length >= 12")
         desktop.screenshot(path=str(OUT / "search-desktop.png"))
         desktop.evaluate("id => openDetail(id)", work_photo)
-        desktop.wait_for_function("document.querySelectorAll('#detail-captions .source').length === 5")
+        # the model's caption bank is embedded on its first use in this fresh data dir: minutes on a CPU
+        captions = "document.querySelectorAll('#detail-captions .source').length === 5"
+        desktop.wait_for_function(captions, timeout=900_000)
         desktop.wait_for_function("document.querySelectorAll('#detail-similar img[src]').length === 6")
         desktop.screenshot(path=str(OUT / "detail-desktop.png"))
         phone = browser.new_page(viewport={"width": 390, "height": 844})
