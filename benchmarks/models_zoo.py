@@ -224,9 +224,8 @@ def refresh_pretrained_rows() -> None:
     }
     rest = [line for line in table if _row_name(line) not in replaced]
     refreshed = [r for r in rows if r]
-    stages = [
-        line for line in rest if _row_name(line).startswith("joint-default-v5 stage")
-    ]  # below the shipped
+    # the Lite0 model's earlier stages, listed below the shipped rows
+    stages = [line for line in rest if _row_name(line).startswith("joint-default-v5 stage")]
     others = [line for line in rest if line not in stages]
     body = [*refreshed[:4], *stages, *refreshed[4:], *others]
     MD.write_text("\n".join([*lines[: header + 1], *body, *lines[end:]]) + "\n")

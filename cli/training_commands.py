@@ -13,7 +13,7 @@ import typer
 
 from cli.options import CheckpointOption, console, current_settings
 from models.errors import InvalidInputError
-from models.joint.config import PRESETS, JointConfig, QueryBankConfig, ServingConfig
+from models.joint.config import JointConfig, QueryBankConfig, ServingConfig, check_preset
 from models.training.data import TrainingSet, training_sets
 
 DataOption = Annotated[
@@ -203,9 +203,8 @@ class DefaultWay:
     int8_by_default: bool | None = None
 
     def __post_init__(self) -> None:
-        for option, name in (("--default-preset", self.preset), ("--default-preset-int8", self.preset_int8)):
-            if name is not None and name not in PRESETS:
-                raise InvalidInputError(f"{option}: unknown preset {name!r}: use one of {list(PRESETS)}")
+        check_preset(self.preset, "--default-preset")
+        check_preset(self.preset_int8, "--default-preset-int8")
 
 
 def serving_settings(

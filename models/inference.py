@@ -15,7 +15,7 @@ import torch
 
 from models.encoder import Encoder, serving_kept
 from models.errors import InvalidInputError
-from models.joint.config import PRESETS, PresetName
+from models.joint.config import PRESETS, PresetName, check_preset
 from models.onnx_runtime import QUANTIZE_CHOICES, QuantizeName, use_onnx
 from models.registry import create_encoder
 from models.runtime import RuntimeName, resolve_device, resolve_runtime
@@ -43,8 +43,7 @@ class ServingOptions:
         return self.preset is None and self.quantize == "auto"
 
     def check(self) -> None:
-        if self.preset is not None and self.preset not in PRESETS:
-            raise InvalidInputError(f"unknown preset {self.preset!r}: use one of {list(PRESETS)}")
+        check_preset(self.preset)
         if self.quantize not in QUANTIZE_CHOICES:
             raise InvalidInputError(
                 f"unknown quantize {self.quantize!r}: use one of {list(QUANTIZE_CHOICES)}"

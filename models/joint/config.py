@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from models.errors import InvalidInputError
 from models.preprocess import PreprocessConfig
 from models.schema import StrictConfig
 
@@ -206,6 +207,13 @@ def default_preset(config: JointConfig, int8: bool) -> PresetName:
     test_time = config.test_time or ServingConfig()
     own = test_time.default_preset_int8 if int8 else test_time.default_preset
     return own or (DEFAULT_PRESET_INT8 if int8 else DEFAULT_PRESET)
+
+
+def check_preset(name: str | None, option: str = "") -> None:
+    """A preset name given by a person (None: none given); a clear error naming the choices otherwise."""
+    if name is not None and name not in PRESETS:
+        where = f"{option}: " if option else ""
+        raise InvalidInputError(f"{where}unknown preset {name!r}: use one of {list(PRESETS)}")
 
 
 def serving_preset(config: JointConfig, preset: PresetName) -> ServingConfig:

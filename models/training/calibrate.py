@@ -67,7 +67,7 @@ def calibrate_checkpoint(
     if not isinstance(checkpoint.config, JointConfig):
         raise ValueError(f"{path} is a {checkpoint.config.family!r} checkpoint; calibrate takes joint ones")
     if keep_bank:
-        return _keep_bank(checkpoint, test_time, bank_options)
+        return _keep_bank(checkpoint, checkpoint.config, test_time, bank_options)
     config = without_bank(checkpoint.config)
     if test_time is not None:
         config = config.replace(test_time=test_time)
@@ -84,11 +84,12 @@ def calibrate_checkpoint(
 
 
 def _keep_bank(
-    checkpoint: Checkpoint, test_time: ServingConfig | None, bank_options: QueryBankConfig | None
+    checkpoint: Checkpoint,
+    config: JointConfig,
+    test_time: ServingConfig | None,
+    bank_options: QueryBankConfig | None,
 ) -> QueryBank | None:
-    """Rewrite the checkpoint with new test-time choices and its query bank untouched."""
-    config = checkpoint.config
-    assert isinstance(config, JointConfig)
+    """Rewrite the checkpoint (its joint config given) with new test-time choices, its bank untouched."""
     if bank_options is not None:
         raise ValueError("keep the checkpoint's query bank or build a new one, not both")
     stored = config.test_time or ServingConfig()
