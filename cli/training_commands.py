@@ -312,6 +312,21 @@ def train_reranker(
     residual: Annotated[
         bool, typer.Option("--residual/--no-residual", help="Learn a correction to the dual encoder's score.")
     ] = True,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate/--no-gate",
+            help="Scale a residual re-ranker's logit by a learned gate from zero (untrained: no change).",
+        ),
+    ] = True,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.9,
+            help="Share of the train photos held out of training to choose the epoch by (0: keep the last).",
+        ),
+    ] = 0.1,
     lr: Annotated[float, typer.Option(min=0.0, help="Learning rate (AdamW).")] = 3e-4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: DeviceChoice = "auto",
@@ -323,6 +338,7 @@ def train_reranker(
     from models.registry import checkpoint_file
     from models.runtime import resolve_device
     from models.training.options import TrainOptions
+    from models.training.plots import plot_reranker_curves
     from models.training.reranker_train import rerank_checkpoint
 
     checkpoint = checkpoint_file(model, current_settings().checkpoint_dirs)
@@ -337,13 +353,23 @@ def train_reranker(
         epochs=epochs,
         lr=lr,
         residual=residual,
+        gate=gate and residual,
+        holdout=holdout,
     )
     opts = TrainOptions(seed=seed, device=str(resolve_device(device)), workers=min(os.cpu_count() or 1, 4))
     started = time.perf_counter()
     info = rerank_checkpoint(checkpoint, sets, out, spec, opts)
+    plot_reranker_curves(info, out.with_suffix(".png"), title=f"re-ranker over {model}")
     for name, without in info["val_without"].items():
         with_ = info["val_with"][name]
         console.print(f"{name} val: text→photo R@1 {without['t2i_r1']:.1f} → {with_['t2i_r1']:.1f} re-ranked")
+    if "held_out_r1" in info:
+        curve = " → ".join(f"{r:.1f}" for r in info["held_out_r1"])
+        held, dual, kept = info["held_out_photos"], info["held_out_dual_r1"], info["kept_epoch"]
+        console.print(
+            f"held-out train photos ({held}): text→photo R@1 {dual:.1f} without, {curve} re-ranked "
+            f"before training and after each epoch; kept epoch {kept}"
+        )
     print_written(out, time.perf_counter() - started, hint=True)
 
 

@@ -170,6 +170,13 @@ class RerankerConfig(StrictConfig):
     # true: a candidate's score is the dual encoder's logit (logit_scale × cosine) plus the re-ranker's,
     # so the re-ranker learns a correction to the dual ranking rather than a ranking of its own
     residual: bool = False
+    # true: the re-ranker's logit is scaled by a learned gate that starts at zero, so an untrained
+    # residual re-ranker leaves the dual ranking exactly as it is and moves it only as far as it learns
+    gate: bool = False
+    # share of the re-ranker's train photos held out from its training (never the val split): after
+    # each epoch their captions are re-ranked and the epoch that re-ranks them best is kept, the
+    # untrained state included when gated (then a re-ranker that learns nothing general is a no-op)
+    holdout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class JointConfig(StrictConfig):

@@ -37,6 +37,8 @@ class CrossAttentionReranker(nn.Module):
             for _ in range(spec.layers)
         )
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
+        # a learned scale on the logit, starting at zero: untrained, the re-ranker adds nothing
+        self.gate = nn.Parameter(torch.zeros(())) if spec.gate else None
 
     def project_patches(self, grid: torch.Tensor) -> torch.Tensor:
         """(n, image_dim, h, w) → (n, grid², dim): done once per image, however many captions it meets.
@@ -50,7 +52,8 @@ class CrossAttentionReranker(nn.Module):
         words = self.text_in(tokens)  # (n, T, dim)
         for layer in self.layers:
             words = layer(words, patches, tgt_key_padding_mask=~mask)
-        return self.head(masked_mean(words, mask)).squeeze(-1)
+        logits: torch.Tensor = self.head(masked_mean(words, mask)).squeeze(-1)
+        return logits if self.gate is None else self.gate * logits
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """tokens (n, T, text_dim), mask (n, T), grid (n, image_dim, h, w) → (n,) logits."""

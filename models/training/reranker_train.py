@@ -94,10 +94,9 @@ def reranked_report(
         logits = model.reranker.score(
             tokens.repeat_interleave(top_n, 0), mask.repeat_interleave(top_n, 0), patches[cand]
         )
-        if model.reranker.residual:
-            logits = logits + model.dual_logits(
-                text[rows].repeat_interleave(top_n, 0).to(device), images[cand]
-            )
+        if model.reranker.residual:  # a correction to the served score (the bank's offset included)
+            scale = float(model.logit_scale.exp().clamp(max=100.0))
+            logits = logits + scale * torch.from_numpy(sims[rows[:, None], top[rows]]).reshape(-1).to(device)
         # re-ranked candidates above everything else, in the re-ranker's order
         sims[rows[:, None], top[rows]] = 1e3 + logits.reshape(len(rows), top_n).cpu().numpy()
     return plain, dataclasses.replace(plain, **_t2i(sims, owners))  # image→text stays the dual encoder's
@@ -119,14 +118,14 @@ def _captions(photos: Sequence[CaptionedPhoto]) -> tuple[list[str], np.ndarray]:
     return texts, np.array([i for i, p in enumerate(photos) for _ in p.captions])
 
 
-def _rerank_step(
+def _candidate_logits(
     model: JointModel,
     hard: _HardNegatives,
     rows: torch.Tensor,
     candidates: torch.Tensor,
     device: torch.device,
 ) -> torch.Tensor:
-    """Caption rows (b,), candidates (b, 1 + negatives) photo rows, the true one first → the loss."""
+    """Caption rows (b,), candidates (b, c) photo rows → (b, c) the re-ranker's scores of them."""
     assert model.reranker is not None
     b, c = candidates.shape
     with torch.no_grad():  # dual encoder frozen: no gradient into it
@@ -136,7 +135,23 @@ def _rerank_step(
     if model.reranker.residual:
         text = hard.text_vectors[rows].repeat_interleave(c, 0)
         logits = logits + model.dual_logits(text, hard.image_vectors[candidates.reshape(-1)]).to(device)
-    return F.cross_entropy(logits.reshape(b, c), torch.zeros(b, dtype=torch.long, device=device))
+    return logits.reshape(b, c)
+
+
+@torch.no_grad()
+def _held_out_r1(model: JointModel, check: _HardNegatives, top_n: int, device: torch.device) -> float:
+    """Text→photo R@1 over held-out captions, each one's top-N photos (by the dual encoder, within the
+    held-out photos) re-ranked: a caption counts when the re-ranker puts its own photo first."""
+    assert model.reranker is not None
+    model.reranker.eval()
+    hits = 0
+    for start in range(0, len(check.texts), 64):
+        rows = torch.arange(start, min(start + 64, len(check.texts)))
+        candidates = check.ranked[rows, :top_n]
+        picked = _candidate_logits(model, check, rows, candidates, device).argmax(1).cpu()
+        best = candidates[torch.arange(len(rows)), picked]
+        hits += int((best.numpy() == check.owners[rows.numpy()]).sum())
+    return 100.0 * hits / max(len(check.texts), 1)
 
 
 def train_reranker(
@@ -152,13 +167,15 @@ def train_reranker(
     assert model.reranker is not None and config.reranker is not None
     spec, device, started = config.reranker, torch.device(opts.device), time.perf_counter()
     photos = train_photos[: spec.train_photos]
-    top_n = min(spec.top_n, len(photos) - 1)  # tiny sets: never more candidates than wrong photos
-    grids = image_grids(model, config.preprocess, [p.path for p in photos], device, opts.workers)
-    texts, owners = _captions(photos)
-    images, text = dual_vectors(model.eval(), grids, texts, device)
-    ranked = torch.argsort(-(text @ images.T), dim=1)[:, : top_n + 1]  # (n_txt, top_n + 1) hard candidates
-    hard = _HardNegatives(grids, texts, owners, ranked, min(spec.negatives, top_n), images, text)
-    losses = _fit(model, hard, spec, opts, device)
+    held = round(len(photos) * spec.holdout)
+    if spec.holdout and not 2 <= held <= len(photos) - 2:
+        raise InvalidInputError(
+            f"a holdout of {spec.holdout} leaves {held} of {len(photos)} train photos to choose the epoch "
+            "with; it needs at least 2 there and 2 to train on"
+        )
+    check = _hard_negatives(model, config, photos[:held], spec, device, opts.workers) if held else None
+    hard = _hard_negatives(model, config, photos[held:], spec, device, opts.workers)
+    losses, held_out = _fit(model, hard, spec, opts, device, check)
     without, with_ = {}, {}
     for name, val_photos in vals.items():
         val_grids = image_grids(model, config.preprocess, [p.path for p in val_photos], device, opts.workers)
@@ -171,11 +188,31 @@ def train_reranker(
     return {
         "val_without": without,
         "val_with": with_,
-        "train_photos": len(photos),
+        "train_photos": len(photos) - held,
+        "held_out_photos": held,
+        **held_out,
+        "loss_per_epoch": [float(np.mean(epoch)) for epoch in losses],
         "loss_first": float(np.mean(losses[0])),  # mean loss of the first epoch
         "loss_last": float(np.mean(losses[-1])),  # and of the last
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _hard_negatives(
+    model: JointModel,
+    config: JointConfig,
+    photos: Sequence[CaptionedPhoto],
+    spec: RerankerConfig,
+    device: torch.device,
+    workers: int,
+) -> _HardNegatives:
+    """The photos' patch grids, their captions and each caption's top candidates among them."""
+    top_n = min(spec.top_n, len(photos) - 1)  # tiny sets: never more candidates than wrong photos
+    grids = image_grids(model, config.preprocess, [p.path for p in photos], device, workers)
+    texts, owners = _captions(photos)
+    images, text = dual_vectors(model.eval(), grids, texts, device)
+    ranked = torch.argsort(-(text @ images.T), dim=1)[:, : top_n + 1]  # (n_txt, top_n + 1) hard candidates
+    return _HardNegatives(grids, texts, owners, ranked, min(spec.negatives, top_n), images, text)
 
 
 @dataclasses.dataclass
@@ -190,11 +227,23 @@ class _HardNegatives:
 
 
 def _fit(
-    model: JointModel, hard: _HardNegatives, spec: RerankerConfig, opts: Any, device: torch.device
-) -> list[list[float]]:
-    """The re-ranker's epochs (the dual encoder frozen) → each epoch's step losses. No validation per epoch:
-    the figures that matter are measured once, on the val split, after the last."""
+    model: JointModel,
+    hard: _HardNegatives,
+    spec: RerankerConfig,
+    opts: Any,
+    device: torch.device,
+    check: _HardNegatives | None = None,
+) -> tuple[list[list[float]], dict[str, Any]]:
+    """The re-ranker's epochs (the dual encoder frozen) → each epoch's step losses and, with held-out
+    photos (`check`), their re-ranked R@1 before training and after each epoch, the best epoch's
+    weights kept (0: the untrained state). The val split is measured once, after this."""
     assert model.reranker is not None
+    top_n = 0 if check is None else min(spec.top_n, check.ranked.shape[1])
+    curve: list[float] = []
+    best_state: dict[str, torch.Tensor] = {}
+    if check is not None:
+        curve.append(_held_out_r1(model, check, top_n, device))
+        best_state = {k: v.detach().clone() for k, v in model.reranker.state_dict().items()}
     for param in model.parameters():
         param.requires_grad = False
     params = list(model.reranker.parameters())
@@ -212,14 +261,25 @@ def _fit(
             cands = torch.stack(
                 [_candidates(int(r), hard.ranked[r], hard.owners, hard.negatives, generator) for r in rows]
             )
-            loss = _rerank_step(model, hard, rows, cands, device)
+            logits = _candidate_logits(model, hard, rows, cands, device)  # the true photo first
+            loss = F.cross_entropy(logits, torch.zeros(len(rows), dtype=torch.long, device=device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             epoch_losses.append(loss.item())
         losses.append(epoch_losses)
         log.info("re-ranker epoch %d: loss %.3f", epoch + 1, float(np.mean(epoch_losses)))
-    return losses
+        if check is not None:
+            curve.append(_held_out_r1(model, check, top_n, device))
+            log.info("re-ranker epoch %d: held-out T→I R@1 %.1f", epoch + 1, curve[-1])
+            if curve[-1] > max(curve[:-1]):
+                best_state = {k: v.detach().clone() for k, v in model.reranker.state_dict().items()}
+    if check is None:
+        return losses, {}
+    kept = int(np.argmax(curve))  # the first of equals: the earlier, less fitted state
+    model.reranker.load_state_dict(best_state)
+    dual = 100.0 * float((check.ranked[:, 0].numpy() == check.owners).mean())
+    return losses, {"held_out_dual_r1": dual, "held_out_r1": curve, "kept_epoch": kept}
 
 
 def _candidates(
