@@ -24,6 +24,7 @@ from models.int8_calibration import (
     Calibration,
     CalibrationError,
     calibration_path,
+    int8_saturates,
     quantize_static_int8,
     read_calibration,
 )
@@ -130,9 +131,10 @@ def open_tower(
     quantized: int8, statically with `calibration`'s activation ranges when given, else dynamically."""
     plain = folder / f"{graph.name}.onnx"
     target = plain
+    reduce_range = calibration is not None and int8_saturates()  # this CPU's int8 products (no VNNI)
     if quantized:
-        stem = f"{graph.name}-int8-{calibration.digest[:12]}" if calibration else f"{graph.name}-int8"
-        target = folder / f"{stem}.onnx"
+        tag = f"-{calibration.file_digest(reduce_range)[:12]}" if calibration else ""
+        target = folder / f"{graph.name}-int8{tag}.onnx"
     if _intact(target):
         try:
             return _open(target, threads, spin)
@@ -142,7 +144,7 @@ def open_tower(
         log.warning("cached ONNX file %s is damaged (checksum mismatch): exporting it again", target)
     exported(graph, folder)
     if calibration is not None and quantized:
-        quantize_static_int8(plain, target, calibration)
+        quantize_static_int8(plain, target, calibration, reduce_range)
     elif quantized:
         quantize_int8(plain, target)
     return _open(target, threads, spin)

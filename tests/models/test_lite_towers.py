@@ -148,7 +148,9 @@ def test_channels_last_layout_changes_no_value() -> None:
         plain = net.blocks[: tower.split](net.bn1(net.conv_stem(pixels)))
         frozen = tower.forward_frozen(pixels)
     assert frozen.is_contiguous(memory_format=torch.channels_last) and not frozen.is_contiguous()
-    assert plain.is_contiguous() and torch.allclose(frozen, plain, atol=1e-5)
+    # the same values up to float32 summation order (the two layouts take different convolution kernels:
+    # 4e-5 on maps reaching 55 on an AVX2 CPU)
+    assert plain.is_contiguous() and torch.allclose(frozen, plain, atol=1e-4, rtol=1e-4)
     weight = net.blocks[-1][0].conv_pw.weight
     grads, outputs = [], []
     for run in (
