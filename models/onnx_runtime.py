@@ -131,7 +131,8 @@ def open_tower(
     quantized: int8, statically with `calibration`'s activation ranges when given, else dynamically."""
     plain = folder / f"{graph.name}.onnx"
     target = plain
-    reduce_range = calibration is not None and int8_saturates()  # this CPU's int8 products (no VNNI)
+    # 7-bit weights where this CPU's int8 products would saturate (no VNNI); fp32 opens never ask
+    reduce_range = quantized and calibration is not None and int8_saturates()
     if quantized:
         tag = f"-{calibration.file_digest(reduce_range)[:12]}" if calibration else ""
         target = folder / f"{graph.name}-int8{tag}.onnx"

@@ -243,7 +243,7 @@ def _fit(
     best_state: dict[str, torch.Tensor] = {}
     if check is not None:
         curve.append(_held_out_r1(model, check, top_n, device))
-        best_state = {k: v.detach().clone() for k, v in model.reranker.state_dict().items()}
+        best_state = _snapshot(model.reranker)
     for param in model.parameters():
         param.requires_grad = False
     params = list(model.reranker.parameters())
@@ -273,13 +273,18 @@ def _fit(
             curve.append(_held_out_r1(model, check, top_n, device))
             log.info("re-ranker epoch %d: held-out T→I R@1 %.1f", epoch + 1, curve[-1])
             if curve[-1] > max(curve[:-1]):
-                best_state = {k: v.detach().clone() for k, v in model.reranker.state_dict().items()}
+                best_state = _snapshot(model.reranker)
     if check is None:
         return losses, {}
     kept = int(np.argmax(curve))  # the first of equals: the earlier, less fitted state
     model.reranker.load_state_dict(best_state)
     dual = 100.0 * float((check.ranked[:, 0].numpy() == check.owners).mean())
     return losses, {"held_out_dual_r1": dual, "held_out_r1": curve, "kept_epoch": kept}
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the module's weights as they are now (training goes on changing the originals)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def _candidates(
