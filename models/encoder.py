@@ -27,8 +27,11 @@ class Reranker(ABC):
     top_n: int  # how many of the dual encoder's best candidates it re-orders
 
     @abstractmethod
-    def rerank(self, query: str, images: Sequence[Image.Image]) -> np.ndarray:
-        """A text query and its candidate photos (decoded RGB) → (n,) match logits, higher = better."""
+    def rerank(self, query: str, images: Sequence[Image.Image], scores: Sequence[float]) -> np.ndarray:
+        """A text query, its candidate photos (decoded RGB) and the score each candidate was ranked by
+        (cosine, less its query-bank offset where the model has a bank) → (n,) match logits, higher =
+        better. A re-ranker that corrects the dual ranking adds to those scores, so that it re-orders
+        what the user would have seen, not another ranking."""
 
 
 class Encoder(ABC):

@@ -31,6 +31,11 @@ class PhotoHit:
     rank_score: float | None = None  # cosine − hubness offset, for models with a query bank
     duplicate_ids: list[int] = field(default_factory=list)  # near-identical photos this hit stands for
 
+    @property
+    def order(self) -> float:
+        """The score the search ranked this hit by (before any re-ranking)."""
+        return self.score if self.rank_score is None else self.rank_score
+
 
 @dataclass(frozen=True)
 class PhotoDecoding:
@@ -78,7 +83,8 @@ def rerank(
     reranker: Reranker, text: str, hits: list[PhotoHit], gate: HeavyWorkGate, decode: PhotoDecoding
 ) -> list[PhotoHit]:
     """Hits re-ordered by the re-ranker, which needs each candidate's patch grid: recomputed from its
-    file (the index stores pooled vectors only). Each re-ranked hit keeps its cosine `score` and gets
+    file (the index stores pooled vectors only), and the score each hit was ranked by (a residual
+    re-ranker adds its correction to it). Each re-ranked hit keeps its cosine `score` and gets
     the re-ranker's `rerank_score` (sigmoid of its logit, 0..1) by which the hits are sorted; a photo
     that cannot be read any more has none and keeps its dual-encoder place after the re-ranked ones.
     A hit standing for duplicates keeps them: the re-ranker orders groups by their leading photo."""
@@ -91,7 +97,7 @@ def rerank(
                 readable.append(hit)
             except ImageDecodeError as exc:  # a file gone or changed since indexing: keep its dual rank
                 log.warning("re-ranking without photo %s: %s", hit.photo.id, exc)
-        logits = reranker.rerank(text, images)
+        logits = reranker.rerank(text, images, [h.order for h in readable])
     probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
     order = sorted(range(len(readable)), key=lambda i: -float(logits[i]))
     ranked = [replace(readable[i], rerank_score=float(probabilities[i]), rank_score=None) for i in order]

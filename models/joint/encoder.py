@@ -128,13 +128,16 @@ class JointReranker(Reranker):
         self.top_n = model.config.reranker.top_n if model.config.reranker is not None else 10
 
     @torch.inference_mode()
-    def rerank(self, query: str, images: Sequence[Image.Image]) -> np.ndarray:
+    def rerank(self, query: str, images: Sequence[Image.Image], scores: Sequence[float]) -> np.ndarray:
         """The patch grids are recomputed from the photos: the index stores pooled vectors only."""
+        if len(scores) != len(images):
+            raise ValueError(f"one score per candidate photo: {len(images)} photos, {len(scores)} scores")
         if not images:
             return np.zeros(0, dtype=np.float32)
         pixels = torch.stack([self.preprocess(img) for img in images]).to(self.device)  # (n, 3, H, W)
         grids = self.model.image_tower.forward_grid(pixels)  # (n, C, h, w)
-        logits = self.model.rerank_logits([query] * len(images), grids)
+        served = torch.tensor(scores, dtype=torch.float32)
+        logits = self.model.rerank_logits([query] * len(images), grids, served)
         return logits.float().cpu().numpy()
 
 

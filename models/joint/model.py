@@ -68,22 +68,37 @@ class JointModel(nn.Module):
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         return self.embed_text_features(self.text_tower(texts))
 
-    def rerank_logits(self, texts: Sequence[str], grids: torch.Tensor) -> torch.Tensor:
-        """n texts, each with its candidate's patch grid (n, C, h, w) → (n,) logits, higher = better."""
+    def rerank_logits(
+        self, texts: Sequence[str], grids: torch.Tensor, served: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """n texts, each with its candidate's patch grid (n, C, h, w) → (n,) logits, higher = better.
+        served: each candidate's ranking score as the search ranked it (cosine, less its query-bank
+        offset where the model has a bank), which a residual re-ranker corrects; None: the cosine of the
+        text with the grid's pooled vector (no offset)."""
         if self.reranker is None or not hasattr(self.text_tower, "forward_tokens"):
             raise ValueError("this model has no re-ranker (config 'reranker') or no token-level text tower")
+        if served is not None and served.shape != (len(texts),):
+            raise ValueError(
+                f"one served score per candidate: {len(texts)} texts, scores {tuple(served.shape)}"
+            )
         unique = sorted(set(texts))  # a query's candidates share its text: its tokens are computed once
         rows = [unique.index(t) for t in texts]
         tokens, mask = self.text_tower.forward_tokens(unique)  # (n_unique, T, text_dim), (n_unique, T)
         logits: torch.Tensor = self.reranker(tokens[rows], mask[rows], grids)
-        if self.reranker.residual:  # a correction to the dual encoder's own logit
-            text = self.encode_text(unique)[rows]
-            logits = logits + self.dual_logits(text, self.embed_image_features(grids.mean(dim=(2, 3))))
+        if self.reranker.residual:  # a correction to the dual encoder's own ranking
+            if served is None:
+                text = self.encode_text(unique)[rows]
+                served = (text * self.embed_image_features(grids.mean(dim=(2, 3)))).sum(dim=-1)
+            logits = logits + self.scaled(served.to(logits.device, logits.dtype))
         return logits
 
     def dual_logits(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """Matching rows of unit text and photo vectors → (n,) the dual encoder's logits."""
-        return self.logit_scale.exp().clamp(max=100.0) * (text * image).sum(dim=-1)
+        return self.scaled((text * image).sum(dim=-1))
+
+    def scaled(self, scores: torch.Tensor) -> torch.Tensor:
+        """Cosine-like ranking scores → logits, through the learned temperature."""
+        return self.logit_scale.exp().clamp(max=100.0) * scores
 
     def add_reranker(self, spec: RerankerConfig) -> JointModel:
         """A new, untrained re-ranker (and the config that names it) on this trained dual encoder."""

@@ -95,8 +95,8 @@ def reranked_report(
             tokens.repeat_interleave(top_n, 0), mask.repeat_interleave(top_n, 0), patches[cand]
         )
         if model.reranker.residual:  # a correction to the served score (the bank's offset included)
-            scale = float(model.logit_scale.exp().clamp(max=100.0))
-            logits = logits + scale * torch.from_numpy(sims[rows[:, None], top[rows]]).reshape(-1).to(device)
+            served = torch.from_numpy(sims[rows[:, None], top[rows]]).reshape(-1).to(device)
+            logits = logits + model.scaled(served)
         # re-ranked candidates above everything else, in the re-ranker's order
         sims[rows[:, None], top[rows]] = 1e3 + logits.reshape(len(rows), top_n).cpu().numpy()
     return plain, dataclasses.replace(plain, **_t2i(sims, owners))  # image→text stays the dual encoder's
@@ -132,9 +132,11 @@ def _candidate_logits(
         tokens, mask = model.text_tower.forward_tokens([hard.texts[int(r)] for r in rows])
     pairs = hard.grids[candidates.reshape(-1)].float().to(device)  # (b * c, C, h, w)
     logits = model.reranker(tokens.repeat_interleave(c, 0), mask.repeat_interleave(c, 0), pairs)
-    if model.reranker.residual:
+    if model.reranker.residual:  # a correction to the score the search ranks by
+        flat = candidates.reshape(-1)
         text = hard.text_vectors[rows].repeat_interleave(c, 0)
-        logits = logits + model.dual_logits(text, hard.image_vectors[candidates.reshape(-1)]).to(device)
+        served = (text * hard.image_vectors[flat]).sum(dim=-1) - hard.photo_offsets[flat]
+        logits = logits + model.scaled(served.to(device))
     return logits.reshape(b, c)
 
 
@@ -173,8 +175,8 @@ def train_reranker(
             f"a holdout of {spec.holdout} leaves {held} of {len(photos)} train photos to choose the epoch "
             "with; it needs at least 2 there and 2 to train on"
         )
-    check = _hard_negatives(model, config, photos[:held], spec, device, opts.workers) if held else None
-    hard = _hard_negatives(model, config, photos[held:], spec, device, opts.workers)
+    check = _hard_negatives(model, config, photos[:held], spec, device, opts.workers, bank) if held else None
+    hard = _hard_negatives(model, config, photos[held:], spec, device, opts.workers, bank)
     losses, held_out = _fit(model, hard, spec, opts, device, check)
     without, with_ = {}, {}
     for name, val_photos in vals.items():
@@ -205,14 +207,21 @@ def _hard_negatives(
     spec: RerankerConfig,
     device: torch.device,
     workers: int,
+    bank: QueryBank | None = None,
 ) -> _HardNegatives:
-    """The photos' patch grids, their captions and each caption's top candidates among them."""
+    """The photos' patch grids, their captions and each caption's top candidates among them, ranked as
+    the search ranks them (less each photo's query-bank offset when the model has a bank)."""
     top_n = min(spec.top_n, len(photos) - 1)  # tiny sets: never more candidates than wrong photos
     grids = image_grids(model, config.preprocess, [p.path for p in photos], device, workers)
     texts, owners = _captions(photos)
     images, text = dual_vectors(model.eval(), grids, texts, device)
-    ranked = torch.argsort(-(text @ images.T), dim=1)[:, : top_n + 1]  # (n_txt, top_n + 1) hard candidates
-    return _HardNegatives(grids, texts, owners, ranked, min(spec.negatives, top_n), images, text)
+    offsets = (
+        torch.zeros(len(images)) if bank is None else torch.from_numpy(bank.photo_offsets(images.numpy()))
+    )
+    offsets = offsets.to(images.dtype)
+    served = text @ images.T - offsets[None, :]  # (n_txt, n_photos)
+    ranked = torch.argsort(-served, dim=1)[:, : top_n + 1]  # (n_txt, top_n + 1) hard candidates
+    return _HardNegatives(grids, texts, owners, ranked, min(spec.negatives, top_n), images, text, offsets)
 
 
 @dataclasses.dataclass
@@ -222,8 +231,11 @@ class _HardNegatives:
     owners: np.ndarray  # (n_txt,) photo of each caption
     ranked: torch.Tensor  # (n_txt, top_n + 1) the dual encoder's best photos per caption
     negatives: int
-    image_vectors: torch.Tensor  # (n_photos, embed_dim) the dual encoder's, for a residual re-ranker
+    # the dual encoder's vectors and each photo's query-bank offset (zeros without a bank): a residual
+    # re-ranker corrects cosine − offset, the score the search ranks by
+    image_vectors: torch.Tensor  # (n_photos, embed_dim)
     text_vectors: torch.Tensor  # (n_txt, embed_dim)
+    photo_offsets: torch.Tensor  # (n_photos,)
 
 
 def _fit(

@@ -86,7 +86,9 @@ def test_service_reranks_text_search_when_the_model_has_a_reranker(rerank_servic
         vector = rerank_service.vectors.text_vector(query)
         dual = rerank_service.photos_near(vector, Page(encoder.reranker.top_n), normalise=True)
         logits = encoder.reranker.rerank(
-            " ".join(query.split()), [decode_photo(Path(h.photo.path)).image for h in dual]
+            " ".join(query.split()),
+            [decode_photo(Path(h.photo.path)).image for h in dual],
+            [h.order for h in dual],
         )
         expected = [dual[i].photo.id for i in np.argsort(-logits, kind="stable")]
         # dedup off: this tiny model's photo vectors are too alike for the default dedup threshold
@@ -120,3 +122,40 @@ def test_reranked_hits_over_http_carry_the_rerank_score_they_are_ordered_by(
     assert all(h["rerank_score"] is None for h in plain)
     ranks = [h["rank_score"] for h in plain]
     assert ranks == sorted(ranks, reverse=True)
+
+
+@pytest.mark.slow
+def test_a_residual_reranker_corrects_the_order_the_user_would_see(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A residual re-ranker adds its logit to the score each hit was ranked by (cosine less the query
+    bank's offset, through the temperature): untrained and gated it adds nothing, so the served order is
+    the shipped model's own, photo for photo, and each hit's logit is its ranking score scaled."""
+    import torch
+
+    from models.joint.config import RerankerConfig
+    from models.joint.encoder import JointReranker
+
+    base = tmp_path_factory.mktemp("residual-rerank")
+    folder = base / "photos"
+    photos.copy_shared_photos(folder, "val", 12)
+    settings = Settings(data_dir=base / "data", device="cpu")
+    encoder = create_encoder("joint-default", device="cpu")
+    model = encoder.model  # type: ignore[attr-defined]
+    assert encoder.query_bank is not None  # its hits are ranked by cosine − offset
+    model.add_reranker(RerankerConfig(residual=True, gate=True, top_n=8))
+    encoder.reranker = JointReranker(model, model.config.preprocess, torch.device("cpu"))
+    run_index(settings, encoder, folder, captions=folder / "captions.jsonl")
+    service = SearchService(settings, encoder, session_factory(make_engine(settings.db_url)))
+    scale = float(model.logit_scale.detach().exp().clamp(max=100.0))
+    for row in photos.shared_rows("val", 4):
+        query = row["captions"][0]
+        dual = service.photos_near(service.vectors.text_vector(query), Page(8), normalise=True, dedup=False)
+        assert all(h.rank_score is not None and h.rank_score != h.score for h in dual)
+        served = service.search_text(query, k=8, dedup=False)
+        assert [h.photo.id for h in served] == [h.photo.id for h in dual]
+        images = [decode_photo(Path(h.photo.path)).image for h in dual]
+        logits = encoder.reranker.rerank(" ".join(query.split()), images, [h.order for h in dual])
+        np.testing.assert_allclose(logits, scale * np.array([h.order for h in dual]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="one score per candidate photo"):
+        encoder.reranker.rerank("a dog", images, [0.1])

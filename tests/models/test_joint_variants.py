@@ -115,8 +115,9 @@ def test_reranker_is_saved_and_reorders_candidates(rerank_checkpoint: Path, tiny
     image_vectors = encoder.encode_images(images)
     changed = 0
     for photo in photos[:8]:
-        dual = np.argsort(-(image_vectors @ encoder.encode_texts([photo.captions[0]])[0]))[:6]
-        logits = encoder.reranker.rerank(photo.captions[0], [images[i] for i in dual])
+        cosines = image_vectors @ encoder.encode_texts([photo.captions[0]])[0]
+        dual = np.argsort(-cosines)[:6]
+        logits = encoder.reranker.rerank(photo.captions[0], [images[i] for i in dual], cosines[dual].tolist())
         changed += list(np.argsort(-logits, kind="stable")) != list(range(6))
     assert changed >= 1
 
