@@ -81,6 +81,16 @@ def calibrate_int8(
         Path | None,
         typer.Option(help="Folder of ONNX exports (default: PHOTOSEARCH_INFERENCE__ONNX_CACHE_DIR)."),
     ] = None,
+    seven_bit_by_default: Annotated[
+        bool | None,
+        typer.Option(
+            "--seven-bit-by-default/--no-seven-bit-by-default",
+            help="Whether CPUs without VNNI, whose int8 image tower has 7-bit weights, serve it by default "
+            "(quantize auto): what `photosearch evaluate --quantize image` on such a CPU measured against "
+            "the default-way rule. Unset: not measured, served as on CPUs with VNNI.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Measure the image tower's activation ranges for int8 inference (quantize auto, image or all) and
     keep them beside the checkpoint as CHECKPOINT.int8.json."""
@@ -97,7 +107,7 @@ def calibrate_int8(
     encoder = load_encoder(model or settings.model, weights, "cpu", settings.checkpoint_dirs, options)
     folder = export_folder(cache_dir or settings.inference.onnx_cache_dir or default_cache_dir(), encoder)
     (graph,) = [g for g in tower_graphs(encoder) if g.name == "image"]
-    target = measure(encoder, chosen, exported(graph, folder))
+    target = measure(encoder, chosen, exported(graph, folder), seven_bit_by_default)
     console.print(f"{encoder.key}: int8 ranges of {len(chosen)} photos in {target}", highlight=False)
 
 

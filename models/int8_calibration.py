@@ -46,6 +46,10 @@ class Calibration:
     checkpoint_sha256: str
     photos: int
     ranges: dict[str, Any]  # onnxruntime's calibration cache (TensorsData as JSON)
+    # whether a CPU that needs 7-bit weights (int8_saturates) serves int8 by default: measured against
+    # the default-way rule (models/joint/config.py) with 7-bit weights; None: not measured, served as a
+    # CPU with exact int8 products serves it
+    seven_bit_by_default: bool | None = None
 
     @property
     def digest(self) -> str:
@@ -100,7 +104,10 @@ def read_calibration(encoder: Encoder) -> Calibration:
     try:
         data = json.loads(path.read_text())
         sha, photos, ranges = data["checkpoint_sha256"], int(data["photos"]), data["ranges"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        seven_bit = data.get("seven_bit_by_default")
+        if seven_bit is not None and not isinstance(seven_bit, bool):
+            raise ValueError(f"seven_bit_by_default must be true, false or absent, not {seven_bit!r}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CalibrationError(f"int8 calibration {path} is unreadable ({exc}): measure it again") from exc
     if sha != encoder.checkpoint_digest:
         raise CalibrationError(
@@ -108,12 +115,15 @@ def read_calibration(encoder: Encoder) -> Calibration:
             f"checkpoint is {encoder.checkpoint_digest[:12]}): measure it again with "
             f"`{calibrate_command(encoder)}`"
         )
-    return Calibration(path, sha, photos, ranges)
+    return Calibration(path, sha, photos, ranges, seven_bit)
 
 
-def calibrate(encoder: Encoder, photos: Sequence[Path], image_graph: Path) -> Path:
+def calibrate(
+    encoder: Encoder, photos: Sequence[Path], image_graph: Path, seven_bit_by_default: bool | None = None
+) -> Path:
     """Measure activation ranges of the fp32 image graph (`image_graph`, this encoder's export) over
-    `photos` and write them beside the checkpoint. → the calibration file."""
+    `photos` and write them beside the checkpoint, with whether CPUs that need 7-bit weights serve int8
+    by default (None: not measured). → the calibration file."""
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
     from onnxruntime.quantization.calibrate import save_tensors_data
 
@@ -138,6 +148,8 @@ def calibrate(encoder: Encoder, photos: Sequence[Path], image_graph: Path) -> Pa
         "photos": len(photos),
         "ranges": ranges,
     }
+    if seven_bit_by_default is not None:
+        payload["seven_bit_by_default"] = seven_bit_by_default
     text = json.dumps(payload, sort_keys=True) + "\n"
     write_atomically(target, lambda tmp: tmp.write_text(text), checksum=False)
     log.debug("int8 calibration of %s over %d photos written to %s", encoder.name, len(photos), target)

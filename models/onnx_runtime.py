@@ -162,7 +162,8 @@ def exported(graph: TowerGraph, folder: Path) -> Path:
 def resolve_quantize(encoder: Encoder, quantize: QuantizeName) -> tuple[QuantizeName, Calibration | None]:
     """(what is quantized, the image tower's ranges when it is). auto: the image tower when the
     checkpoint has a calibration that fits it and its test_time does not serve fp32 by default
-    (int8_by_default false); a calibration measured for other weights is reported and skipped;
+    (int8_by_default false), nor its calibration on a CPU that needs 7-bit weights (seven_bit_by_default
+    false); a calibration measured for other weights is reported and skipped;
     image or all without one: CalibrationError saying how to measure one."""
     if quantize in ("none", "text"):
         return quantize, None
@@ -174,10 +175,19 @@ def resolve_quantize(encoder: Encoder, quantize: QuantizeName) -> tuple[Quantize
     if path is None or not path.is_file():
         return "none", None
     try:
-        return "image", read_calibration(encoder)
+        calibration = read_calibration(encoder)
     except CalibrationError as exc:
         log.warning("%s; embedding photos in fp32", exc)
         return "none", None
+    if calibration.seven_bit_by_default is False and int8_saturates():
+        log.info(
+            "%s: this CPU lacks VNNI, so the int8 image tower would have 7-bit weights, which were measured "
+            "outside the default way's rule for these weights: embedding photos in fp32 "
+            "(PHOTOSEARCH_INFERENCE__QUANTIZE=image takes int8 all the same)",
+            encoder.name,
+        )
+        return "none", None
+    return "image", calibration
 
 
 def use_onnx(
