@@ -421,7 +421,34 @@ def finetuned_path(model: str, data_dir: Path) -> Path:
     return data_dir / "checkpoints" / f"{Path(stem).name}-finetuned.safetensors"
 
 
+def average(
+    checkpoints: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Two or more checkpoints of one joint model config, fine-tuned from a common start."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Checkpoint to write: the averaged weights.")],
+    data: DataListOption = None,
+    share: Annotated[
+        list[float] | None,
+        typer.Option("--share", help="Each checkpoint's share of the average, in order (default: equal)."),
+    ] = None,
+    device: DeviceChoice = "auto",
+) -> None:
+    """Average checkpoints tensor by tensor into one model (weight averaging): the first one's
+    test-time settings, a query bank built again from the data's train splits and its caption bank."""
+    from models.training.average import average_checkpoints
+
+    for path in checkpoints:
+        if not path.is_file():
+            raise InvalidInputError(f"checkpoint file not found: {path}")
+    average_checkpoints(checkpoints, out, training_data_sets(data), share, device)
+    console.print(f"{out}: the average of {len(checkpoints)} checkpoints", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(average)
     app.command()(train)
     app.command("calibrate")(calibrate_command)
     app.command()(finetune)
