@@ -71,8 +71,13 @@ def average_checkpoints(
     return out
 
 
+# what makes two joint checkpoints one model; names, training settings and test-time choices may differ
+# (the first checkpoint's are kept)
+ARCHITECTURE = ("family", "embed_dim", "image_tower", "text_tower", "head", "preprocess", "reranker")
+
+
 def _common_config(loaded: Sequence[Checkpoint]) -> JointConfig:
-    """The one joint config the checkpoints share (query banks aside), or a clear error."""
+    """The first checkpoint's joint config (its query bank aside), when all of them are one model."""
     configs = []
     for checkpoint in loaded:
         if not isinstance(checkpoint.config, JointConfig):
@@ -80,13 +85,12 @@ def _common_config(loaded: Sequence[Checkpoint]) -> JointConfig:
                 f"{checkpoint.path} is a {checkpoint.config.family!r} checkpoint; averaging takes joint ones"
             )
         configs.append(without_bank(checkpoint.config))
-    first = configs[0].to_json()
+    first = {k: configs[0].to_json().get(k) for k in ARCHITECTURE}
     for checkpoint, config in zip(loaded[1:], configs[1:], strict=True):
-        if config.to_json() != first:
-            differs = sorted(k for k in first if config.to_json().get(k) != first[k])
+        if differs := [k for k in ARCHITECTURE if config.to_json().get(k) != first[k]]:
             raise InvalidInputError(
                 f"{checkpoint.path} is another model than {loaded[0].path} (its config differs in "
-                f"{', '.join(differs)}): only checkpoints of one model config can be averaged"
+                f"{', '.join(differs)}): only checkpoints of one model can be averaged"
             )
     return configs[0]
 

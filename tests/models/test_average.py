@@ -37,7 +37,8 @@ def test_the_average_is_each_tensor_weighed_by_its_share_and_is_served(
 ) -> None:
     bank = {"photos": 8, "captions": 16, "k": 4, "beta": 0.5}
     first = tiny_checkpoint(tmp_path / "a.safetensors", seed=1, query_bank=bank)
-    second = tiny_checkpoint(tmp_path / "b.safetensors", seed=2, query_bank=bank)
+    # another name (another stage of one model) is the same model
+    second = tiny_checkpoint(tmp_path / "b.safetensors", seed=2, query_bank=bank, name="tiny-stage-2")
     out = tmp_path / "avg.safetensors"
     args = ["average", str(first), str(second), "--out", str(out), "--data", str(tiny_data)]
     done = runner.invoke(app, [*args, "--share", "1", "--share", "3", "--device", "cpu"])
