@@ -104,7 +104,8 @@ def image_features(
         torch.set_rng_state(caller_torch)
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(path, out)
-    return out
+    del out  # read back mapped, as a later run reads it: the pages are the OS's to drop, not ours to hold
+    return np.load(path, mmap_mode="r")
 
 
 def _extract(
@@ -172,7 +173,8 @@ def text_features(
     np.save(path, features)
     if mask is not None:
         np.save(mask_path, mask)
-    return features, mask
+    del features
+    return np.load(path, mmap_mode="r"), mask
 
 
 def _stack(chunks: list[tuple[np.ndarray, np.ndarray | None]]) -> tuple[np.ndarray, np.ndarray | None]:

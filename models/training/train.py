@@ -52,6 +52,14 @@ class _Features:
     caption_owner: np.ndarray  # (n_captions,) photo index
     captions_of: list[list[int]]  # photo index → caption rows
 
+    @property
+    def n_views(self) -> int:
+        return int(self.images.shape[0])
+
+    def image_batch(self, views: torch.Tensor, photos: torch.Tensor) -> torch.Tensor:
+        """One cached view of each photo (view i of photo i)."""
+        return self.images[views, photos]
+
     def text_batch(self, rows: Sequence[int] | slice) -> tuple[torch.Tensor, torch.Tensor | None]:
         mask = None if self.text_mask is None else self.text_mask[rows]
         return self.texts[rows].float(), mask
@@ -110,28 +118,73 @@ def _pad_tokens(t: torch.Tensor, length: int) -> torch.Tensor:
     return nn.functional.pad(t, (0, 0, 0, missing) if t.dim() == 3 else (0, missing)) if missing else t
 
 
-def _concat(parts: list[_Features]) -> _Features:
+@dataclass
+class _Joined:
+    """Several sets' features read as one, photos and captions laid end to end, without copying them:
+    each batch gathers its rows from its own set's cache (memory-mapped, so the OS may drop and re-read
+    its pages, and a large mix of sets trains in the memory its steps need). Token states are padded
+    to the longest caption of any set, as one array of them would be."""
+
+    parts: list[_Features]
+    photo_offsets: np.ndarray  # (len(parts) + 1,) first photo of each set; the last is the total
+    caption_offsets: np.ndarray  # (len(parts) + 1,) first caption row of each set
+    captions_of: list[list[int]]  # photo index → caption rows, both numbered across the sets
+    tokens: int  # token states padded to this many tokens
+
+    @property
+    def n_views(self) -> int:
+        return int(self.parts[0].images.shape[0])
+
+    def image_batch(self, views: torch.Tensor, photos: torch.Tensor) -> torch.Tensor:
+        part_of = np.searchsorted(self.photo_offsets, photos.numpy(), side="right") - 1
+        pieces = [
+            (where, self.parts[k].image_batch(views[where], photos[where] - int(self.photo_offsets[k])))
+            for k in range(len(self.parts))
+            if len(where := torch.from_numpy(np.flatnonzero(part_of == k)))
+        ]
+        out = torch.empty((len(photos), *pieces[0][1].shape[1:]), dtype=pieces[0][1].dtype)
+        for where, piece in pieces:
+            out[where] = piece
+        return out
+
+    def text_batch(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rows_ = torch.as_tensor(rows, dtype=torch.long)
+        part_of = np.searchsorted(self.caption_offsets, rows_.numpy(), side="right") - 1
+        pieces = []
+        for k, part in enumerate(self.parts):
+            where = torch.from_numpy(np.flatnonzero(part_of == k))
+            if len(where):
+                states, mask = part.text_batch((rows_[where] - int(self.caption_offsets[k])).tolist())
+                if mask is not None:
+                    states, mask = _pad_tokens(states, self.tokens), _pad_tokens(mask, self.tokens)
+                pieces.append((where, states, mask))
+        states = torch.empty((len(rows_), *pieces[0][1].shape[1:]), dtype=pieces[0][1].dtype)
+        masks = (
+            None if pieces[0][2] is None else torch.empty((len(rows_), self.tokens), dtype=pieces[0][2].dtype)
+        )
+        for where, piece, mask in pieces:
+            states[where] = piece
+            if masks is not None and mask is not None:
+                masks[where] = mask
+        return states, masks
+
+
+def _join(parts: list[_Features]) -> _Features | _Joined:
     """Several sets' features as one, photos and captions laid end to end."""
     if len(parts) == 1:
         return parts[0]
     photo_offsets = np.cumsum([0] + [p.images.shape[1] for p in parts])
     caption_offsets = np.cumsum([0] + [len(p.texts) for p in parts])
-    texts, masks = [p.texts for p in parts], [p.text_mask for p in parts]
-    mask = None
-    if all(m is not None for m in masks):  # token states: pad every set to the longest caption
-        longest = max(t.shape[1] for t in texts)
-        texts = [_pad_tokens(t, longest) for t in texts]
-        mask = torch.cat([_pad_tokens(m, longest) for m in masks if m is not None])
-    return _Features(
-        torch.cat([p.images for p in parts], dim=1),
-        torch.cat(texts),
-        mask,
-        np.concatenate([p.caption_owner + offset for p, offset in zip(parts, photo_offsets, strict=False)]),
+    return _Joined(
+        parts,
+        photo_offsets,
+        caption_offsets,
         [
             [row + int(offset) for row in rows]
             for p, offset in zip(parts, caption_offsets, strict=False)
             for rows in p.captions_of
         ],
+        max(int(p.texts.shape[1]) for p in parts) if parts[0].text_mask is not None else 0,
     )
 
 
@@ -209,8 +262,7 @@ def train_joint(
     }
     parts = [_features(model, load_split(s.path, "train"), config.train.views, opts, config) for s in sets]
     sampling = SetSampling(tuple(p.images.shape[1] for p in parts), tuple(s.weight for s in sets))
-    train = _concat(parts)
-    del parts  # the sets' own copies: only the concatenation is trained on
+    train = _join(parts)
     keeper = _keeper(model, sampling.draws, opts, out, saved)
     keeper.run(
         lambda _: _train_epoch(model, train, sampling, keeper, opts),
@@ -250,7 +302,11 @@ def drop_tokens(mask: torch.Tensor, share: float, generator: torch.Generator) ->
 
 
 def _train_epoch(
-    model: JointModel, train: _Features, sampling: SetSampling, keeper: EpochKeeper, opts: TrainOptions
+    model: JointModel,
+    train: _Features | _Joined,
+    sampling: SetSampling,
+    keeper: EpochKeeper,
+    opts: TrainOptions,
 ) -> float:
     """One epoch's photos (each set by its weight) in random order, one random view and caption of each
     → mean loss."""
@@ -263,9 +319,9 @@ def _train_epoch(
         batch = order[start : start + opts.batch_size]
         if len(batch) < 2:
             continue
-        views = torch.randint(0, train.images.shape[0], (len(batch),), generator=generator)
+        views = torch.randint(0, train.n_views, (len(batch),), generator=generator)
         caption_rows = [random.choice(train.captions_of[i]) for i in batch.tolist()]
-        image = model.embed_image_frozen(train.images[views, batch].float())
+        image = model.embed_image_frozen(train.image_batch(views, batch).float())
         tokens, mask = train.text_batch(caption_rows)
         if opts.token_dropout and mask is not None:
             mask = drop_tokens(mask, opts.token_dropout, generator)

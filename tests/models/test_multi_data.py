@@ -8,11 +8,13 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from models.caption_bank import read_sidecar, sidecar_path, unique_texts
 from models.checkpoint import load_checkpoint
+from models.joint.model import JointModel
 from models.registry import load_joint_config
 from models.training.data import (
     DatasetError,
@@ -21,8 +23,9 @@ from models.training.data import (
     training_sets,
 )
 from models.training.evaluate import SetReports, report_from_dict
+from models.training.features import image_features
 from models.training.options import TrainOptions
-from models.training.train import train_joint
+from models.training.train import _Features, _join, _pad_tokens, train_joint
 from tests.builders.photos import CC3M, captioned_subset
 
 
@@ -149,3 +152,56 @@ def test_evaluate_measures_a_test_time_preset(two_sets: tuple[Path, Path], tmp_p
     assert abs(quantized["rsum"] - json.loads((tmp_path / "fast.json").read_text())["rsum"]) < 60
     bad = runner.invoke(app, [*args, "--quantize", "int4"])
     assert bad.exit_code == 2 and "unknown quantize 'int4'" in bad.output
+
+
+@pytest.mark.parametrize("token_states", [True, False])
+def test_several_sets_train_from_their_own_caches_as_one_array_would(token_states: bool) -> None:
+    """Batches drawn across sets (photos in any view, captions of different lengths) hold exactly
+    what one array of all the sets' features, captions padded to the longest, would give."""
+    rng = np.random.default_rng(4)
+
+    def features(photos: int, captions: int, tokens: int) -> _Features:
+        images = torch.from_numpy(rng.standard_normal((2, photos, 3, 4, 4)).astype(np.float16))
+        shape = (photos * captions, tokens, 5) if token_states else (photos * captions, 5)
+        texts = torch.from_numpy(
+            rng.standard_normal(shape).astype(np.float16 if token_states else np.float32)
+        )
+        mask = torch.from_numpy(rng.random((photos * captions, tokens)) > 0.3) if token_states else None
+        owner = np.repeat(np.arange(photos), captions)
+        return _Features(
+            images, texts, mask, owner, [list(range(i * captions, (i + 1) * captions)) for i in range(photos)]
+        )
+
+    flickr, cc3m = features(7, 5, 6), features(11, 1, 9)
+    joined = _join([flickr, cc3m])
+    assert not isinstance(joined, _Features)
+    images = torch.cat([flickr.images, cc3m.images], dim=1)
+    photos, views = torch.randint(0, 18, (40,)), torch.randint(0, 2, (40,))
+    assert joined.n_views == 2
+    assert torch.equal(joined.image_batch(views, photos), images[views, photos])
+    assert joined.captions_of[6] == [30, 31, 32, 33, 34] and joined.captions_of[7] == [35]
+    rows = [int(r) for r in torch.randint(0, 46, (30,))] + [0, 45]
+    states, mask = joined.text_batch(rows)
+    if token_states:
+        assert flickr.text_mask is not None and cc3m.text_mask is not None
+        texts = torch.cat([_pad_tokens(flickr.texts, 9), cc3m.texts]).float()
+        masks = torch.cat([_pad_tokens(flickr.text_mask, 9), cc3m.text_mask])
+        assert mask is not None and torch.equal(mask, masks[rows])
+    else:
+        texts = torch.cat([flickr.texts, cc3m.texts]).float()
+        assert mask is None
+    assert torch.equal(states, texts[rows])
+
+
+def test_freshly_extracted_features_come_back_memory_mapped(
+    two_sets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A first run holds its cache as a later run does: read from the file, not a second copy in memory."""
+    config = load_joint_config("joint-frozen")
+    model = JointModel(config)
+    photos = load_captioned_photos(two_sets[1], "val")[:6]
+    kwargs = {"spec": config.image_tower, "cache_dir": tmp_path, "device": torch.device("cpu")}
+    first = image_features(model.image_tower, config.preprocess, [p.path for p in photos], **kwargs)
+    again = image_features(model.image_tower, config.preprocess, [p.path for p in photos], **kwargs)
+    assert isinstance(first, np.memmap) and isinstance(again, np.memmap)
+    assert np.array_equal(first, again)
