@@ -136,37 +136,43 @@ class _Joined:
         return int(self.parts[0].images.shape[0])
 
     def image_batch(self, views: torch.Tensor, photos: torch.Tensor) -> torch.Tensor:
-        part_of = np.searchsorted(self.photo_offsets, photos.numpy(), side="right") - 1
-        pieces = [
-            (where, self.parts[k].image_batch(views[where], photos[where] - int(self.photo_offsets[k])))
-            for k in range(len(self.parts))
-            if len(where := torch.from_numpy(np.flatnonzero(part_of == k)))
-        ]
-        out = torch.empty((len(photos), *pieces[0][1].shape[1:]), dtype=pieces[0][1].dtype)
-        for where, piece in pieces:
-            out[where] = piece
-        return out
+        return _scatter(
+            len(photos),
+            [
+                (where, self.parts[k].image_batch(views[where], local))
+                for k, where, local in _by_part(self.photo_offsets, photos)
+            ],
+        )
 
     def text_batch(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         rows_ = torch.as_tensor(rows, dtype=torch.long)
-        part_of = np.searchsorted(self.caption_offsets, rows_.numpy(), side="right") - 1
-        pieces = []
-        for k, part in enumerate(self.parts):
-            where = torch.from_numpy(np.flatnonzero(part_of == k))
-            if len(where):
-                states, mask = part.text_batch((rows_[where] - int(self.caption_offsets[k])).tolist())
-                if mask is not None:
-                    states, mask = _pad_tokens(states, self.tokens), _pad_tokens(mask, self.tokens)
-                pieces.append((where, states, mask))
-        states = torch.empty((len(rows_), *pieces[0][1].shape[1:]), dtype=pieces[0][1].dtype)
-        masks = (
-            None if pieces[0][2] is None else torch.empty((len(rows_), self.tokens), dtype=pieces[0][2].dtype)
-        )
-        for where, piece, mask in pieces:
-            states[where] = piece
-            if masks is not None and mask is not None:
-                masks[where] = mask
-        return states, masks
+        states, masks = [], []
+        for k, where, local in _by_part(self.caption_offsets, rows_):
+            piece, mask = self.parts[k].text_batch(local.tolist())
+            if mask is not None:  # token states: padded to the longest caption of any set
+                piece, mask = _pad_tokens(piece, self.tokens), _pad_tokens(mask, self.tokens)
+                masks.append((where, mask))
+            states.append((where, piece))
+        return _scatter(len(rows_), states), (_scatter(len(rows_), masks) if masks else None)
+
+
+def _by_part(offsets: np.ndarray, rows: torch.Tensor) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Rows numbered across sets laid end to end (set k starts at offsets[k]) → for each set holding
+    some: (k, where those rows stand in `rows`, their numbers within set k)."""
+    part_of = np.searchsorted(offsets, rows.numpy(), side="right") - 1
+    return [
+        (k, where, rows[where] - int(offsets[k]))
+        for k in range(len(offsets) - 1)
+        if len(where := torch.from_numpy(np.flatnonzero(part_of == k)))
+    ]
+
+
+def _scatter(n: int, pieces: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Rows gathered set by set, put back in the order asked for: piece i's rows go to `where`."""
+    out = torch.empty((n, *pieces[0][1].shape[1:]), dtype=pieces[0][1].dtype)
+    for where, piece in pieces:
+        out[where] = piece
+    return out
 
 
 def _join(parts: list[_Features]) -> _Features | _Joined:

@@ -67,12 +67,13 @@ def test_bad_data_sets_are_clear_errors(paths: list[str], weights: list[float] |
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["joint-frozen", "joint-bow-captions"])
+@pytest.mark.parametrize("model", ["joint-frozen", "joint-bow-captions", "joint-default"])
 def test_training_on_two_sets_reports_each_val_set(
     two_sets: tuple[Path, Path], tmp_path: Path, model: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Cached-feature and end-to-end trainers alike: both sets' photos train, each val set is measured on
-    its own gallery, the checkpoint names both sets, and its caption bank holds both sets' captions."""
+    """Cached-feature (pooled vectors or, for the shipped recipe, token states) and end-to-end trainers
+    alike: both sets' photos train, each val set is measured on its own gallery, the checkpoint names
+    both sets, and its caption bank holds both sets' captions."""
     flickr, cc3m = two_sets
     config = load_joint_config(model)
     opts = TrainOptions.from_config(
