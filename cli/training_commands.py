@@ -130,6 +130,16 @@ def train(
             help="A cached training view, repeat for several: original, hflip, crop1, crop2, crop3."
         ),
     ] = None,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A trained joint checkpoint whose rankings the model learns as well as the pairs; repeat "
+            "for several (their mean similarity is the target). Needs --distill."
+        ),
+    ] = None,
+    distill: Annotated[
+        float, typer.Option(help="The teachers' share of the loss, 0 to under 1 (0: no teachers).")
+    ] = 0.0,
 ) -> None:
     """Train a joint model on captioned photos (one or several data sets, each val set measured on its
     own); writes a checkpoint, its curves PNG and val figures."""
@@ -152,6 +162,8 @@ def train(
         cache_dir=settings.data_dir / "cache",
         init=init,
         init_text=init_text,
+        teachers=tuple(teacher or ()),
+        distill=distill,
         **overrides,
     )
     result = train_joint(

@@ -41,6 +41,8 @@ class TrainOptions:
     init: Path | None = None  # start from this checkpoint's trained weights (same model config)
     init_text: Path | None = None  # start only the text side from this checkpoint (same text tower)
     crop_seed: int = 0  # which random crops the cached "crop" views are (another seed: fresh views)
+    teachers: tuple[Path, ...] = ()  # trained checkpoints whose in-batch rankings the student learns
+    distill: float = 0.0  # the teachers' share of the loss (the pairs' contrastive loss has the rest)
 
     @classmethod
     def from_config(cls, config: JointConfig, **overrides: Any) -> TrainOptions:

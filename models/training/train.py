@@ -33,6 +33,7 @@ from models.training.data import (
     load_split,
     load_val_sets,
 )
+from models.training.distill import Teachers, check_teachers, distill_loss, teacher_vectors
 from models.training.evaluate import RetrievalReport, ValReport, retrieval_report, val_report
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
@@ -254,7 +255,12 @@ def train_joint(
             "token dropout needs the caption's tokens: a text tower tuned on token states "
             "(minilm with finetune_layers > 0) or one trained end to end; this config caches pooled vectors"
         )
+    check_teachers(opts.teachers, opts.distill)
     if has_trainable_tower(config):  # towers trained end to end
+        if opts.teachers:
+            raise InvalidInputError(
+                "--teacher works with cached tower outputs; this config trains its towers end to end"
+            )
         return train_e2e(config, data, out, opts, resume=resume, stop_after=stop_after)
     started = time.perf_counter()
     saved, config = start_run(config, opts.seed, resume)
@@ -266,12 +272,26 @@ def train_joint(
         name: _features(model, photos, ("original",), opts, config)
         for name, photos in load_val_sets(sets).items()
     }
-    parts = [_features(model, load_split(s.path, "train"), config.train.views, opts, config) for s in sets]
+    splits = [load_split(s.path, "train") for s in sets]
+    parts = [_features(model, photos, config.train.views, opts, config) for photos in splits]
     sampling = SetSampling(tuple(p.images.shape[1] for p in parts), tuple(s.weight for s in sets))
     train = _join(parts)
+    teachers = (
+        teacher_vectors(
+            opts.teachers,
+            splits,
+            config.train.views,
+            cache_dir=opts.cache_dir,
+            device=torch.device(opts.device),
+            crop_seed=opts.crop_seed,
+            workers=opts.workers,
+        )
+        if opts.teachers
+        else None
+    )
     keeper = _keeper(model, sampling.draws, opts, out, saved)
     keeper.run(
-        lambda _: _train_epoch(model, train, sampling, keeper, opts),
+        lambda _: _train_epoch(model, train, sampling, keeper, opts, teachers),
         lambda: _validate(model, vals),
         stop_after,
     )
@@ -313,9 +333,10 @@ def _train_epoch(
     sampling: SetSampling,
     keeper: EpochKeeper,
     opts: TrainOptions,
+    teachers: Teachers | None = None,
 ) -> float:
     """One epoch's photos (each set by its weight) in random order, one random view and caption of each
-    → mean loss."""
+    → mean loss; with teachers, their share of it is how far the batch's rankings are from theirs."""
     assert keeper.generator is not None
     generator = keeper.generator
     model.train()
@@ -333,5 +354,15 @@ def _train_epoch(
             mask = drop_tokens(mask, opts.token_dropout, generator)
         text = model.embed_text_frozen(tokens, mask)
         loss = contrastive_loss(opts.loss, image, text, model.logit_scale, opts.margin, opts.hard_negatives)
+        if teachers is not None:
+            taught = distill_loss(
+                image,
+                text,
+                model.logit_scale,
+                teachers.images[views, batch],
+                teachers.texts[caption_rows],
+                teachers.scale,
+            )
+            loss = (1 - opts.distill) * loss + opts.distill * taught
         losses.append(keeper.step(loss))
     return float(np.mean(losses))
