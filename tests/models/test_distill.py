@@ -97,6 +97,14 @@ def test_the_train_command_refuses_bad_teachers_before_any_work(
     assert not (tmp_path / "m.safetensors").exists()
 
 
+def test_teachers_need_cached_tower_outputs(two_sets: tuple[Path, Path], tmp_path: Path) -> None:
+    config = load_joint_config("joint-bow-captions")  # its towers train end to end: no cached views
+    opts = TrainOptions.from_config(config, device="cpu", cache_dir=tmp_path, teachers=(LITE0,), distill=0.5)
+    with pytest.raises(InvalidInputError, match="trains its towers end to end"):
+        train_joint(config, training_sets([two_sets[0]]), tmp_path / "m.safetensors", opts)
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 @pytest.mark.slow
 def test_teacher_vectors_are_what_each_teacher_serves_of_the_same_crops(
     two_sets: tuple[Path, Path], tmp_path: Path
