@@ -10,9 +10,8 @@ true pairs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from models.errors import InvalidInputError
 from models.joint.config import JointConfig
 from models.joint.model import JointModel
 from models.training.data import CaptionedPhoto
-from models.training.features import image_features, text_features
+from models.training.features import cache_path, image_features, text_features
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +127,10 @@ def _cached_vectors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(views, n_photos, dim) and (n_captions, dim) unit vectors of one teacher, cached by its file's
     digest, the views, the crop seed and the photos and captions."""
-    digest = hashlib.sha256(f"{checkpoint_digest(path)}|{views}|{crop_seed}".encode())
-    for photos in sets:
-        for photo in photos:
-            for item in (str(photo.path), *photo.captions):
-                digest.update(item.encode() + b"\0")
-    image_path = cache_dir / f"teacher-image-{digest.hexdigest()[:16]}.npy"
-    text_path = image_path.with_name(image_path.name.replace("teacher-image", "teacher-text"))
+    key = {"teacher": checkpoint_digest(path), "views": list(views), "crop_seed": crop_seed}
+    items = [item for photos in sets for p in photos for item in (str(p.path), *p.captions)]
+    image_path = cache_path(cache_dir, "teacher-image", key, items)
+    text_path = cache_path(cache_dir, "teacher-text", key, items)
     if image_path.is_file() and text_path.is_file():
         return np.load(image_path), np.load(text_path)
     config = model.config
@@ -168,9 +164,10 @@ def _cached_vectors(
 
 
 @torch.inference_mode()
-def _embed(embed: object, rows: np.ndarray, mask: np.ndarray | None = None, chunk: int = 256) -> np.ndarray:
+def _embed(
+    embed: Callable[..., torch.Tensor], rows: np.ndarray, mask: np.ndarray | None = None, chunk: int = 256
+) -> np.ndarray:
     """A teacher's embedding of cached tower outputs, a chunk at a time → (n, dim) float32."""
-    assert callable(embed)
     out = []
     for start in range(0, len(rows), chunk):
         piece = torch.from_numpy(np.asarray(rows[start : start + chunk])).float()

@@ -49,7 +49,7 @@ VIEWS: dict[str, Callable[[Image.Image], Image.Image]] = {
 RANDOM_VIEWS = tuple(name for name, change in VIEWS.items() if change is _random_crop)  # differ by seed
 
 
-def _cache_path(cache_dir: Path, kind: str, spec: dict[str, Any], items: Sequence[str]) -> Path:
+def cache_path(cache_dir: Path, kind: str, spec: dict[str, Any], items: Sequence[str]) -> Path:
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
     for item in items:
         digest.update(item.encode())
@@ -89,7 +89,7 @@ def image_features(
         crop_seed = 0
     if crop_seed:  # seed 0 keeps the cache keys written before seeds were a choice
         key["crop_seed"] = crop_seed
-    path = _cache_path(cache_dir, "image", key, [str(p) for p in paths])
+    path = cache_path(cache_dir, "image", key, [str(p) for p in paths])
     if path.is_file():
         return np.load(path, mmap_mode="r")
     tower = tower.to(device).eval()
@@ -152,7 +152,7 @@ def text_features(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """→ (len(texts), dim) pooled vectors and None, or for a partly fine-tuned tower the hidden
     states below its tuned layers (len(texts), T, dim) float16 and their token mask (len(texts), T)."""
-    path = _cache_path(cache_dir, "text", {"tower": spec.to_json()}, texts)
+    path = cache_path(cache_dir, "text", {"tower": spec.to_json()}, texts)
     mask_path = path.with_suffix(".mask.npy")
     if path.is_file():
         return np.load(path, mmap_mode="r"), (np.load(mask_path) if mask_path.is_file() else None)
