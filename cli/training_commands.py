@@ -51,6 +51,13 @@ InitTextOption = Annotated[
         "checkpoint with the same text tower; the image side starts from its pretrained tower."
     ),
 ]
+InitImageOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Start only the image side (tuned image blocks, image head) from this trained checkpoint "
+        "with the same image tower; the text side starts from its pretrained tower."
+    ),
+]
 CropSeedOption = Annotated[
     int | None, typer.Option(help="Seed of the random-crop training views (another: unseen crops).")
 ]
@@ -114,6 +121,7 @@ def train(
     resume: ResumeOption = None,
     init: InitOption = None,
     init_text: InitTextOption = None,
+    init_image: InitImageOption = None,
     image_size: Annotated[int | None, typer.Option(help="Override the training resolution.")] = None,
     crop_seed: CropSeedOption = None,
     hard_negatives: Annotated[
@@ -162,6 +170,7 @@ def train(
         cache_dir=settings.data_dir / "cache",
         init=init,
         init_text=init_text,
+        init_image=init_image,
         teachers=tuple(teacher or ()),
         distill=distill,
         **overrides,

@@ -54,8 +54,8 @@ class _Method(nn.Module):
         return getattr(self.model, self.method)(*inputs)
 
 
-class _MiniLMText(nn.Module):
-    """Token ids, mask and type ids (batch, tokens) → (batch, dim) unit vectors: the MiniLM tower
+class _SentenceEncoderText(nn.Module):
+    """Token ids, mask and type ids (batch, tokens) → (batch, dim) unit vectors: the sentence encoder
     run as forward_frozen + forward_trainable do (embeddings, all layers, masked mean), then the head."""
 
     def __init__(self, model: Any) -> None:
@@ -66,13 +66,13 @@ class _MiniLMText(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> Any:
         tower = self.model.text_tower
-        hidden = tower._bert().embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        hidden = tower.embed_tokens(input_ids, token_type_ids)
         hidden = tower._run_layers(hidden, attention_mask, tower._layers()[: tower.split])
         return self.model.embed_text_features(tower.forward_trainable(hidden, attention_mask))
 
 
 def joint_graphs(encoder: Any) -> list[TowerGraph]:
-    """The joint family's towers. A text tower other than MiniLM (the caption-vocabulary towers)
+    """The joint family's towers. A text tower other than a sentence encoder (the caption-vocabulary towers)
     tokenizes inside PyTorch and is not exported: it stays on PyTorch."""
     model = encoder.model
     side = encoder.preprocess.image_size
@@ -87,7 +87,7 @@ def joint_graphs(encoder: Any) -> list[TowerGraph]:
         names = ["input_ids", "attention_mask", "token_type_ids"]
         text_axes = {name: {0: "batch", 1: "tokens"} for name in names} | {"vectors": {0: "batch"}}
         example = tuple(tokens.get(name, torch.zeros_like(tokens["input_ids"])) for name in names)
-        graphs.append(TowerGraph("text", _MiniLMText(model), example, names, text_axes))
+        graphs.append(TowerGraph("text", _SentenceEncoderText(model), example, names, text_axes))
     return graphs
 
 

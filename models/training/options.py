@@ -40,6 +40,7 @@ class TrainOptions:
     cache_dir: Path = Path("data/cache")
     init: Path | None = None  # start from this checkpoint's trained weights (same model config)
     init_text: Path | None = None  # start only the text side from this checkpoint (same text tower)
+    init_image: Path | None = None  # start only the image side from this checkpoint (same image tower)
     crop_seed: int = 0  # which random crops the cached "crop" views are (another seed: fresh views)
     teachers: tuple[Path, ...] = ()  # trained checkpoints whose in-batch rankings the student learns
     distill: float = 0.0  # the teachers' share of the loss (the pairs' contrastive loss has the rest)

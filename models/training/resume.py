@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,40 +82,76 @@ def init_from_checkpoint(model: JointModel, path: Path) -> None:
 
 
 TEXT_SIDE = ("text_tower.", "text_head.", "logit_scale")
+IMAGE_SIDE = ("image_tower.", "image_head.")
 
 
-def init_text_from_checkpoint(model: JointModel, path: Path) -> None:
-    """Start the text side (the tuned text tower layers, the text head and the temperature) from a trained
-    checkpoint whose text tower, head and embedding size are this config's; the image side keeps its
-    pretrained tower and a new head, so a larger image tower can learn into a caption space already
-    trained. A checkpoint whose text side does not fit is an input error."""
+def init_side_from_checkpoint(model: JointModel, path: Path, side: str) -> None:
+    """Start one side of the model from a trained checkpoint whose tower, head and embedding size on that
+    side are this config's; the other side keeps its pretrained tower and a new head.
+
+    side "text" (--init-text): the tuned text layers, the text head and the temperature, so a larger
+    image tower learns into a caption space already trained. side "image" (--init-image): the tuned
+    image blocks and the image head, so another text tower learns into a photo space already trained.
+    A checkpoint whose side does not fit is an input error."""
+    option = f"--init-{side}"
     checkpoint = load_checkpoint(path)
     theirs, ours = checkpoint.config, model.config
     if not isinstance(theirs, JointConfig):
-        raise InvalidInputError(f"--init-text {path}: a joint checkpoint is needed; it holds {theirs.family}")
-    for part in ("text_tower", "head", "embed_dim"):
+        raise InvalidInputError(f"{option} {path}: a joint checkpoint is needed; it holds {theirs.family}")
+    for part in (f"{side}_tower", "head", "embed_dim"):
         if getattr(theirs, part) != getattr(ours, part):
             raise InvalidInputError(
-                f"--init-text {path}: its {part} ({getattr(theirs, part)}) is not this config's "
+                f"{option} {path}: its {part} ({getattr(theirs, part)}) is not this config's "
                 f"({getattr(ours, part)})"
             )
-    wanted = {k for k in model.checkpoint_state() if k.startswith(TEXT_SIDE)}
+    prefixes = TEXT_SIDE if side == "text" else IMAGE_SIDE
+    wanted = {k for k in model.checkpoint_state() if k.startswith(prefixes)}
     state = split_bank_tensors(checkpoint.state_dict)
     if missing := sorted(wanted - set(state)):
-        raise InvalidInputError(f"--init-text {path}: it lacks {missing[:5]}")
+        raise InvalidInputError(f"{option} {path}: it lacks {missing[:5]}")
     model.load_state_dict({k: state[k] for k in wanted}, strict=False)
-    log.info("text side from %s: %d tensors; the image side starts pretrained", path, len(wanted))
+    other = "image" if side == "text" else "text"
+    log.info("%s side from %s: %d tensors; the %s side starts pretrained", side, path, len(wanted), other)
 
 
-def init_weights(model: JointModel, init: Path | None, init_text: Path | None) -> None:
+def init_weights(
+    model: JointModel, init: Path | None, init_text: Path | None, init_image: Path | None = None
+) -> None:
     """A new run's starting weights beyond the pretrained towers: a whole trained checkpoint of the same
-    config (init) or only its text side (init_text); not both, since init sets the text side too."""
-    if init is not None and init_text is not None:
-        raise InvalidInputError("--init and --init-text exclude each other: --init sets the text side too")
+    config (init), or one side of one (init_text, init_image; both may be given, from two checkpoints)."""
+    if init is not None and (init_text is not None or init_image is not None):
+        raise InvalidInputError(
+            "--init excludes --init-text and --init-image: --init sets both sides already"
+        )
     if init is not None:
         init_from_checkpoint(model, init)
     if init_text is not None:
-        init_text_from_checkpoint(model, init_text)
+        init_side_from_checkpoint(model, init_text, "text")
+    if init_image is not None:
+        init_side_from_checkpoint(model, init_image, "image")
+
+
+def resumed_teachers(opts: Any, saved: dict[str, Any], resume: Path) -> Any:
+    """The options a resumed run goes on with: the teachers and distillation share it started with.
+    Given none, they come from the resume file; given others, an input error (the loss would change
+    midway). A resume file written before teachers were recorded keeps what the command gives."""
+    if "teachers" not in saved:
+        return opts
+    teachers, distill = tuple(Path(p) for p in saved["teachers"]), float(saved["distill"])
+    given = (tuple(opts.teachers), float(opts.distill))
+    if given == ((), 0.0):
+        if teachers:
+            log.info("resumed with its teachers %s at --distill %s", [str(t) for t in teachers], distill)
+        return replace(opts, teachers=teachers, distill=distill)
+    if given != (teachers, distill):
+        started = (
+            f"teachers {[str(t) for t in teachers]} at --distill {distill}" if teachers else "no teachers"
+        )
+        raise InvalidInputError(
+            f"--resume {resume}: the run started with {started}; resume it with the same "
+            "--teacher/--distill, or with neither"
+        )
+    return opts
 
 
 class EpochKeeper(EpochLoop):
@@ -180,6 +216,9 @@ class EpochKeeper(EpochLoop):
             "best": self.best,
             "rng": rng_state(self.generator),
             "options": {k: str(v) for k, v in asdict(self.opts).items()},
+            # what resumed_teachers needs back exactly: the loss a run trains with never changes midway
+            "teachers": [str(path) for path in getattr(self.opts, "teachers", ())],
+            "distill": float(getattr(self.opts, "distill", 0.0)),
         }
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(state, tmp)

@@ -38,7 +38,7 @@ from models.training.evaluate import RetrievalReport, ValReport, retrieval_repor
 from models.training.features import image_features, text_features
 from models.training.losses import contrastive_loss
 from models.training.options import TrainOptions, TrainResult, half_towers, run_info, save_trained
-from models.training.resume import EpochKeeper, init_weights, start_run
+from models.training.resume import EpochKeeper, init_weights, resumed_teachers, start_run
 from models.training.schedule import warmup_cosine
 from models.training.train_e2e import has_trainable_tower, train_e2e
 
@@ -252,8 +252,8 @@ def train_joint(
     """
     if opts.token_dropout and not has_trainable_tower(config) and not _token_states(config):
         raise InvalidInputError(
-            "token dropout needs the caption's tokens: a text tower tuned on token states "
-            "(minilm with finetune_layers > 0) or one trained end to end; this config caches pooled vectors"
+            "token dropout needs the caption's tokens: a text tower tuned on token states (a sentence "
+            "encoder with finetune_layers > 0) or one trained end to end; this config caches pooled vectors"
         )
     check_teachers(opts.teachers, opts.distill)
     if has_trainable_tower(config):  # towers trained end to end
@@ -264,9 +264,12 @@ def train_joint(
         return train_e2e(config, data, out, opts, resume=resume, stop_after=stop_after)
     started = time.perf_counter()
     saved, config = start_run(config, opts.seed, resume)
+    if saved is not None and resume is not None:
+        opts = resumed_teachers(opts, saved, resume)
+        check_teachers(opts.teachers, opts.distill)
     model = JointModel(config)
     if saved is None:
-        init_weights(model, opts.init, opts.init_text)
+        init_weights(model, opts.init, opts.init_text, opts.init_image)
     sets = as_sets(data)
     vals = {
         name: _features(model, photos, ("original",), opts, config)

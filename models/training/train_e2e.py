@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.joint.config import JointConfig, MiniLMSpec, ResNetScratchSpec
+from models.joint.config import JointConfig, ResNetScratchSpec, SentenceEncoderSpec
 from models.joint.model import JointModel
 from models.preprocess import PreprocessConfig
 from models.training.data import CaptionedPhoto, SetSampling, TrainingData, as_sets, load_split, load_val_sets
@@ -150,7 +150,7 @@ def train_e2e(
     config = with_vocab(config, train_photos)
     model = JointModel(config)
     if saved is None:
-        init_weights(model, opts.init, opts.init_text)
+        init_weights(model, opts.init, opts.init_text, opts.init_image)
     model = model.to(torch.device(opts.device))
     images = _Images(model, config, opts, {"train": train_photos} | {f"val:{n}": v for n, v in vals.items()})
     captions_per_item = 2 if config.loss.objective == "captions" else 1
@@ -217,4 +217,4 @@ def has_trainable_tower(config: JointConfig) -> bool:
     """True when a tower learns (from-scratch types, unfrozen pretrained blocks): train end to end."""
     image, text = config.image_tower, config.text_tower
     trainable_image = isinstance(image, ResNetScratchSpec) or bool(image.trainable_blocks)
-    return trainable_image or not isinstance(text, MiniLMSpec) or text.trainable
+    return trainable_image or not isinstance(text, SentenceEncoderSpec) or text.trainable

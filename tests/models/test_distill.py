@@ -203,3 +203,33 @@ def test_a_student_taught_by_a_teacher_ranks_more_as_it_does(
     far = {"plain": from_teacher(plain), "student": from_teacher(student)}
     # both runs leave the start a little in their first steps; the one with a teacher stays nearer it
     assert far["student"] < far["plain"] - 0.01, far
+
+
+@pytest.mark.slow
+def test_a_resumed_run_goes_on_with_the_teachers_it_started_with(
+    two_sets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """--resume without --teacher/--distill takes them from the resume file; other ones are refused
+    before any work, since the loss would change midway."""
+    from dataclasses import replace
+
+    config = load_joint_config("joint-default")
+    config = config.replace(
+        preprocess=config.preprocess.replace(image_size=128),
+        train=config.train.model_copy(update={"views": ("original",)}),
+    )
+    data = training_sets(list(two_sets))
+    opts = TrainOptions.from_config(
+        config, epochs=2, lr=2e-4, batch_size=8, warmup_epochs=0, device="cpu", cache_dir=tmp_path / "c"
+    )
+    opts.init, opts.teachers, opts.distill = SHIPPED, (LITE0,), 0.5
+    out = tmp_path / "taught.safetensors"
+    train_joint(config, data, out, opts, stop_after=1)
+
+    with pytest.raises(InvalidInputError, match="started with teachers .* at --distill 0.5"):
+        train_joint(config, data, out, replace(opts, distill=0.3), resume=out)
+    with pytest.raises(InvalidInputError, match="started with teachers"):
+        train_joint(config, data, out, replace(opts, teachers=(SHIPPED,)), resume=out)
+    train_joint(config, data, out, replace(opts, teachers=(), distill=0.0), resume=out)
+    info = load_checkpoint(out).info["options"]
+    assert info["teachers"] == str((LITE0,)) and info["distill"] == "0.5"

@@ -109,11 +109,11 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(encoder: Encoder, tmp_pat
 @pytest.mark.parametrize("finetune_layers", [1, 6])
 def test_split_text_tower_matches_the_sentence_encoder(finetune_layers: int) -> None:
     """Frozen layers then tuned layers, untrained: the same vectors as the sentence encoder in one go."""
-    from models.joint.towers import MiniLMTower
+    from models.joint.towers import SentenceEncoderTower
 
     texts = ["a black dog jumps over a log", "two children", "a man in a red jacket climbs a rock wall ."]
-    whole = MiniLMTower().eval()
-    split = MiniLMTower(finetune_layers=finetune_layers).eval()
+    whole = SentenceEncoderTower().eval()
+    split = SentenceEncoderTower(finetune_layers=finetune_layers).eval()
     with torch.no_grad():
         expected = torch.nn.functional.normalize(whole(texts), dim=-1)
         got = split(texts)

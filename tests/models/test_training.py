@@ -260,6 +260,24 @@ def test_training_commands_take_their_data_from_the_option_or_the_setting(
     assert result.exit_code == 2 and str(tmp_path / "captioned" / "captions.jsonl") in result.output
 
 
+def _frozen_run(
+    name: str, tmp_path: Path, text_layers: int | None = None
+) -> tuple[JointConfig, TrainOptions]:
+    """A shipped config on one small view, and options for one epoch that changes (almost) nothing: what
+    a run started from a trained checkpoint keeps shows in its output."""
+    data = load_joint_config(name).to_json()
+    data["train"]["views"] = ["original"]
+    data["preprocess"]["image_size"] = 128
+    if text_layers is not None:
+        data["text_tower"]["finetune_layers"] = text_layers
+    del data["test_time"], data["query_bank"]
+    config = JointConfig.parse(data, f"{name}, one small view")
+    opts = TrainOptions.from_config(
+        config, epochs=1, lr=1e-9, batch_size=32, device="cpu", cache_dir=tmp_path / "c", warmup_epochs=0
+    )
+    return config, opts
+
+
 @pytest.mark.slow
 def test_a_larger_image_tower_can_start_from_a_trained_caption_space(
     small_data: Path, tmp_path: Path
@@ -275,14 +293,7 @@ def test_a_larger_image_tower_can_start_from_a_trained_caption_space(
     from models.joint.model import JointModel
 
     shipped = Path("models/checkpoints/joint-default-v5.safetensors")  # Lite0: another image tower
-    data = load_joint_config("joint-lite1").to_json()
-    data["train"]["views"] = ["original"]
-    data["preprocess"]["image_size"] = 128
-    del data["test_time"], data["query_bank"]
-    config = JointConfig.parse(data, "joint-lite1, one small view")
-    opts = TrainOptions.from_config(
-        config, epochs=1, lr=1e-9, batch_size=32, device="cpu", cache_dir=tmp_path / "c", warmup_epochs=0
-    )
+    config, opts = _frozen_run("joint-lite1", tmp_path)
     opts.init_text = shipped
     out = tmp_path / "lite1.safetensors"
     train_joint(config, small_data, out, opts)
@@ -306,4 +317,36 @@ def test_a_larger_image_tower_can_start_from_a_trained_caption_space(
     result = CliRunner().invoke(
         app, ["train", "--data", str(small_data), "--init", str(shipped), "--init-text", str(shipped)]
     )
-    assert result.exit_code == 2 and "exclude each other" in result.output
+    assert result.exit_code == 2 and "--init excludes --init-text" in result.output
+
+
+@pytest.mark.slow
+def test_another_text_tower_can_start_from_a_trained_photo_space(small_data: Path, tmp_path: Path) -> None:
+    """--init-image: a model with the shipped model's image tower and another text tower starts with the
+    shipped image side (photos land where that model puts them) and its own pretrained text tower."""
+    import torch
+    from PIL import Image
+
+    from models.errors import InvalidInputError
+
+    shipped = Path("models/checkpoints/joint-default.safetensors")
+    # two text layers tuned, not the shipped six: the text side starts pretrained
+    config, opts = _frozen_run("joint-default", tmp_path, text_layers=2)
+    opts.init_image = shipped
+    out = tmp_path / "other-text.safetensors"
+    train_joint(config, small_data, out, opts)
+
+    photos = [Image.open(path).convert("RGB") for path in sorted((small_data / "images").iterdir())[:3]]
+    pixels = torch.stack([config.preprocess(photo) for photo in photos])
+    before, after = (create_encoder(str(path), device="cpu").model for path in (shipped, out))  # type: ignore[attr-defined]
+    with torch.no_grad():
+        shipped_vectors = torch.nn.functional.normalize(before.encode_image(pixels), dim=-1)
+        got = torch.nn.functional.normalize(after.encode_image(pixels), dim=-1)
+        captions = ["a dog runs through the snow", "a red car parked on a street"]
+        text_cosines = (before.encode_text(captions) * after.encode_text(captions)).sum(-1)
+    assert float((got * shipped_vectors).sum(-1).min()) > 0.999
+    assert float(text_cosines.max()) < 0.5  # the text head is new
+
+    opts.init_image = Path("models/checkpoints/joint-default-v5.safetensors")  # Lite0: another image tower
+    with pytest.raises(InvalidInputError, match="--init-image .*image_tower"):
+        train_joint(config, small_data, tmp_path / "x.safetensors", opts)
