@@ -10,11 +10,15 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from models.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from models.joint.config import SentenceEncoderType
 
 
 class PretrainedWeightsError(NotFoundError, FileNotFoundError):
@@ -133,13 +137,9 @@ def _assemble_zip(parts: list[Path], folder: Path) -> None:
                 raise  # not another process that got there first
 
 
-def sentence_encoder_dir(kind: str) -> Path:
-    """The weights folder of a pretrained sentence encoder ("minilm" or "mpnet")."""
-    if kind == "mpnet":
-        return mpnet_dir()
-    if kind == "minilm":
-        return minilm_dir()
-    raise ValueError(f"unknown sentence encoder {kind!r}: use 'minilm' or 'mpnet'")
+def sentence_encoder_dir(kind: SentenceEncoderType) -> Path:
+    """The weights folder of a pretrained sentence encoder."""
+    return mpnet_dir() if kind == "mpnet" else minilm_dir()
 
 
 def quiet_weight_loading() -> None:

@@ -8,7 +8,7 @@ import logging
 import random
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -83,9 +83,10 @@ def init_from_checkpoint(model: JointModel, path: Path) -> None:
 
 TEXT_SIDE = ("text_tower.", "text_head.", "logit_scale")
 IMAGE_SIDE = ("image_tower.", "image_head.")
+Side = Literal["text", "image"]
 
 
-def init_side_from_checkpoint(model: JointModel, path: Path, side: str) -> None:
+def init_side_from_checkpoint(model: JointModel, path: Path, side: Side) -> None:
     """Start one side of the model from a trained checkpoint whose tower, head and embedding size on that
     side are this config's; the other side keeps its pretrained tower and a new head.
 
@@ -110,7 +111,7 @@ def init_side_from_checkpoint(model: JointModel, path: Path, side: str) -> None:
     if missing := sorted(wanted - set(state)):
         raise InvalidInputError(f"{option} {path}: it lacks {missing[:5]}")
     model.load_state_dict({k: state[k] for k in wanted}, strict=False)
-    other = "image" if side == "text" else "text"
+    other: Side = "image" if side == "text" else "text"
     log.info("%s side from %s: %d tensors; the %s side starts pretrained", side, path, len(wanted), other)
 
 
