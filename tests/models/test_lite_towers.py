@@ -14,6 +14,7 @@ import timm
 import torch
 from PIL import Image
 
+from models.encoder import Encoder
 from models.errors import ModelNotFoundError
 from models.inference import ServingOptions, load_encoder
 from models.joint.config import EfficientNetLiteSpec, JointConfig
@@ -175,18 +176,7 @@ def test_the_shipped_lite1_model_serves_with_its_own_settings_and_finds_photos(t
     among twenty val photos it never trained on, and it is served the way its measured rule chose: 288 px +
     mirror in fp32 by default, since no int8 preset keeps within 1 R@1 of best fp32 on both val sets (its
     calibration ships for quantize=image, which then embeds the `best` way)."""
-    from tests.builders.photos import SHARED, shared_rows
-
-    encoder = create_encoder("joint-lite1", device="cpu")
-    assert encoder.key.startswith("joint-lite1@")
-    served = (encoder.preprocess.image_size, encoder.hflip, encoder.extra_sizes)  # type: ignore[attr-defined]
-    assert served == (288, True, [256])
-    rows = shared_rows("val", 20)
-    images = [Image.open(SHARED / row["image"]).convert("RGB") for row in rows]
-    photos = encoder.encode_images(images)
-    captions = encoder.encode_texts([row["captions"][0] for row in rows])
-    found = (captions @ photos.T).argmax(axis=1) == np.arange(len(rows))
-    assert found.mean() >= 0.5, found
+    encoder, images, captions = served_best_finds_photos("joint-lite1")
 
     by_default = load_encoder("joint-lite1", device="cpu", options=ServingOptions(cache_dir=tmp_path))
     assert by_default.quantize == "none" and by_default.preset == "balanced"  # type: ignore[attr-defined]
@@ -197,6 +187,25 @@ def test_the_shipped_lite1_model_serves_with_its_own_settings_and_finds_photos(t
     )
     assert int8.preset == "best" and int8.key == f"{encoder.weights_key}+int8image"  # type: ignore[attr-defined]
     int8_photos = int8.encode_images(images)
-    assert ((captions @ int8_photos.T).argmax(axis=1) == np.arange(len(rows))).mean() >= 0.5
+    assert ((captions @ int8_photos.T).argmax(axis=1) == np.arange(len(images))).mean() >= 0.5
     fp32 = load_encoder("joint-lite1", device="cpu", options=ServingOptions(runtime="torch"))
     assert fp32.preset == "balanced" and fp32.key == f"{encoder.weights_key}+balanced"  # type: ignore[attr-defined]
+
+
+def served_best_finds_photos(name: str) -> tuple[Encoder, list[Image.Image], np.ndarray]:
+    """A shipped Lite1 model as created: its key, its `best` test-time way (288 px with 256 px and the
+    mirror images averaged in), and a caption finding its own photo among twenty val photos at least half
+    the time. Returns the encoder, the photos and the captions' vectors."""
+    from tests.builders.photos import SHARED, shared_rows
+
+    encoder = create_encoder(name, device="cpu")
+    assert encoder.key.startswith(f"{name}@")
+    served = (encoder.preprocess.image_size, encoder.hflip, encoder.extra_sizes)  # type: ignore[attr-defined]
+    assert served == (288, True, [256])
+    rows = shared_rows("val", 20)
+    images = [Image.open(SHARED / row["image"]).convert("RGB") for row in rows]
+    photos = encoder.encode_images(images)
+    captions = encoder.encode_texts([row["captions"][0] for row in rows])
+    found = (captions @ photos.T).argmax(axis=1) == np.arange(len(rows))
+    assert found.mean() >= 0.5, found
+    return encoder, images, captions

