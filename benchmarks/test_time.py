@@ -38,7 +38,7 @@ def main() -> None:
     from models.loading import iterate_photo_batches
     from models.registry import create_encoder
     from models.training.data import load_captioned_photos
-    from models.training.evaluate import RetrievalReport, retrieval_report
+    from models.training.evaluate import RetrievalReport, retrieval_report, served_report
 
     encoder = create_encoder(args.model, device="auto")
     model = encoder.model  # type: ignore[attr-defined]  # joint family
@@ -67,14 +67,7 @@ def main() -> None:
         """A row for plain cosine and, when the model has a bank, one ranked as served."""
         rows.append((name, retrieval_report(images, texts, owners)))
         if bank is not None:
-            report = retrieval_report(
-                images,
-                texts,
-                owners,
-                image_offsets=bank.photo_offsets(images),
-                text_offsets=bank.caption_offsets(texts),
-            )
-            rows.append((f"{name} + query bank", report))
+            rows.append((f"{name} + query bank", served_report(images, texts, owners, bank)))
 
     for size in args.sizes:
         plain, mirrored = embed(size)

@@ -1,6 +1,7 @@
 """Record a shipped model's reference vectors (tests/models/test_model_configs.py reads them): its key and
 the vectors create_encoder gives for the two val photos and texts the test embeds. Run once, when a model
-ships; a shipped model's entry is never re-recorded, since a library indexed with it relies on it.
+ships; a shipped model's entry is never re-recorded, since a library indexed with it relies on it (a new
+default is another file: the entry of the file it replaces moves to the name that file is kept under).
 
     python -m tests.models.reference.record joint-lite1-mpnet
 """
@@ -10,11 +11,10 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from PIL import Image
 
 from models.registry import create_encoder
-from tests.builders.photos import SHARED, shared_rows
 from tests.models.test_model_configs import REFERENCE, REFERENCE_TEXTS
+from tests.models.test_onnx_runtime import val_photos
 
 
 def record(name: str) -> None:
@@ -22,7 +22,7 @@ def record(name: str) -> None:
     if f"{name}.key" in stored:
         raise SystemExit(f"{name} already has reference vectors in {REFERENCE}; they are kept as they are")
     encoder = create_encoder(name, device="cpu")
-    photos = [Image.open(SHARED / row["image"]).convert("RGB") for row in shared_rows("val", 2)]
+    photos = val_photos(2)
     stored[f"{name}.key"] = np.array(encoder.key)
     stored[f"{name}.images"] = encoder.encode_images(photos)
     stored[f"{name}.texts"] = encoder.encode_texts(REFERENCE_TEXTS)
