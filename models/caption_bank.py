@@ -130,9 +130,13 @@ def embed_bank(encoder: Encoder, texts: Sequence[str], progress: Progress | None
 
 
 def cache_path(cache_dir: Path, encoder: Encoder, sidecar: SidecarFile) -> Path:
-    """One file per (model key, checkpoint hash, sidecar hash)."""
+    """One file per (model key, checkpoint hash, sidecar hash), and per int8 text graph when the captions
+    are embedded through one (its file name says how it was quantized)."""
     safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.name)
-    key = hashlib.sha256(f"{encoder.key}|{encoder.checkpoint_digest}|{sidecar.digest}".encode()).hexdigest()
+    fingerprint = f"{encoder.key}|{encoder.checkpoint_digest}|{sidecar.digest}"
+    if getattr(encoder, "quantize", "none") in ("text", "all"):
+        fingerprint += f"|{encoder.text_session.path.name}"  # type: ignore[attr-defined]
+    key = hashlib.sha256(fingerprint.encode()).hexdigest()
     return cache_dir / "caption-banks" / f"{safe_name}-{key[:24]}.npz"
 
 

@@ -184,9 +184,16 @@ def _trace(graph: TowerGraph, tmp: Path) -> None:
         )
 
 
+# How `quantize_int8` quantizes, in the name of the file it writes: a file quantized another way (per
+# tensor, as before) never meets this code under the same name.
+DYNAMIC_INT8_TAG = "per-channel"
+
+
 def quantize_int8(source: Path, path: Path) -> Path:
-    """Dynamic int8 quantization of the weights of matrix products (onnxruntime.quantization):
-    activations stay float and are quantized on the fly."""
+    """Dynamic int8 quantization of the weights of matrix products (onnxruntime.quantization), each output
+    channel with its own scale: activations stay float and are quantized on the fly. Per channel, not per
+    tensor: one scale for a whole transformer weight matrix cost the sentence encoders' text vectors most
+    of their precision (benchmarks/MODELS.md)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def produce(tmp: Path) -> None:
@@ -194,7 +201,13 @@ def quantize_int8(source: Path, path: Path) -> Path:
         logging.getLogger().addFilter(quiet)
         try:
             matrix_products = ["MatMul", "Gemm"]
-            quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=matrix_products)
+            quantize_dynamic(
+                source,
+                tmp,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=matrix_products,
+                per_channel=True,
+            )
         finally:
             logging.getLogger().removeFilter(quiet)
 

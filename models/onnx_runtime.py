@@ -28,6 +28,7 @@ from models.int8_calibration import (
     read_calibration,
 )
 from models.onnx_export import (
+    DYNAMIC_INT8_TAG,
     TowerGraph,
     checksum_path,
     export_folder,
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # none: fp32 towers; image: the image tower's convolutions in int8, with activation ranges measured
 # beside the checkpoint (models/int8_calibration.py); text: the text tower's matrix products in int8
-# (dynamic); all: both; auto: image when the checkpoint has a calibration, else none
+# (dynamic, per-channel weights); all: both; auto: image when the checkpoint has a calibration, else none
 QuantizeName = Literal["auto", "none", "image", "text", "all"]
 QUANTIZE_CHOICES: tuple[QuantizeName, ...] = ("auto", "none", "image", "text", "all")
 # Encoder.key suffixes: int8 vectors differ from fp32 ones by more than rounding, so they never share an index
@@ -133,7 +134,7 @@ def open_tower(
     # 7-bit weights where this CPU's int8 products would saturate (no VNNI); fp32 opens never ask
     reduce_range = quantized and calibration is not None and int8_saturates()
     if quantized:
-        tag = f"-{calibration.file_digest(reduce_range)[:12]}" if calibration else ""
+        tag = f"-{calibration.file_digest(reduce_range)[:12]}" if calibration else f"-{DYNAMIC_INT8_TAG}"
         target = folder / f"{graph.name}-int8{tag}.onnx"
     if _intact(target):
         try:

@@ -8,8 +8,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 from PIL import Image
 
 from models.checkpoint import save_checkpoint
@@ -168,6 +170,37 @@ def test_quantized_towers_are_keyed_apart_and_need_onnx(tmp_path: Path) -> None:
         serve_encoder(
             create_encoder(str(checkpoint), device="cpu"), ServingOptions(runtime="torch", quantize="all")
         )
+
+
+def test_the_int8_text_tower_scales_each_output_channel_and_keeps_the_captions_ranks(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    """quantize=text: the default's text tower in dynamic int8 with a scale per output channel of each
+    weight matrix (one scale per matrix cost the sentence encoders most of their precision), a file and a
+    key of its own, and caption vectors close enough to fp32 that a caption's photo ranks as before."""
+    from models.caption_bank import cache_path, read_sidecar, sidecar_path
+
+    options = ServingOptions(runtime="onnx", quantize="text", cache_dir=tmp_path / "onnx")
+    quantized = load_encoder("joint-default", device="cpu", options=options)
+    assert quantized.key.endswith("+int8text")
+    path = quantized.text_session.path  # type: ignore[attr-defined]
+    assert path.name == "text-int8-per-channel.onnx"
+    graph = onnx.load(str(path))
+    scales = {i.name: numpy_helper.to_array(i).size for i in graph.graph.initializer}
+    products = [n for n in graph.graph.node if n.op_type == "MatMulInteger"]
+    weights = [n.input[1].removesuffix("_quantized") for n in products]
+    assert len(weights) >= 36 and all(scales[f"{weight}_scale"] > 1 for weight in weights)  # 6 layers × 6
+    rows = shared_rows("val", 12, skip=80)
+    captions = [row["captions"][0] for row in rows]
+    texts, plain = quantized.encode_texts(captions), encoder.encode_texts(captions)
+    assert float((texts * plain).sum(axis=1).min()) > 0.98
+    photos = encoder.encode_images([Image.open(SHARED / row["image"]).convert("RGB") for row in rows])
+    assert list((texts @ photos.T).argmax(axis=1)) == list((plain @ photos.T).argmax(axis=1))
+    # its captions' vectors are cached apart from those of a text tower quantized another way
+    sidecar = read_sidecar(sidecar_path(quantized.checkpoint_path))  # type: ignore[arg-type]
+    cached = cache_path(tmp_path, quantized, sidecar)
+    quantized.text_session.path = path.with_name("text-int8.onnx")  # type: ignore[attr-defined]
+    assert cache_path(tmp_path, quantized, sidecar) != cached
 
 
 def calibrate_on_photos(encoder: Encoder, count: int, cache: Path, skip: int = 0) -> Path:
