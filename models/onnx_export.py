@@ -189,11 +189,12 @@ def _trace(graph: TowerGraph, tmp: Path) -> None:
 DYNAMIC_INT8_TAG = "per-channel"
 
 
-def quantize_int8(source: Path, path: Path) -> Path:
+def quantize_int8(source: Path, path: Path, reduce_range: bool = False) -> Path:
     """Dynamic int8 quantization of the weights of matrix products (onnxruntime.quantization), each output
     channel with its own scale: activations stay float and are quantized on the fly. Per channel, not per
     tensor: one scale for a whole transformer weight matrix cost the sentence encoders' text vectors most
-    of their precision (benchmarks/MODELS.md)."""
+    of their precision (benchmarks/MODELS.md). 7-bit weights with `reduce_range`, for CPUs whose int8
+    products would saturate (models/int8_calibration.int8_saturates)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def produce(tmp: Path) -> None:
@@ -207,11 +208,12 @@ def quantize_int8(source: Path, path: Path) -> Path:
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=matrix_products,
                 per_channel=True,
+                reduce_range=reduce_range,
             )
         finally:
             logging.getLogger().removeFilter(quiet)
 
-    log.info("quantizing %s to int8 at %s", source.name, path)
+    log.info("quantizing %s to int8%s at %s", source.name, " (7-bit weights)" * reduce_range, path)
     return write_atomically(path, produce)
 
 

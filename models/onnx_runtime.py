@@ -131,11 +131,15 @@ def open_tower(
     quantized: int8, statically with `calibration`'s activation ranges when given, else dynamically."""
     plain = folder / f"{graph.name}.onnx"
     target = plain
-    # 7-bit weights where this CPU's int8 products would saturate (no VNNI); fp32 opens never ask
-    reduce_range = quantized and calibration is not None and int8_saturates()
+    # 7-bit weights where this CPU's int8 products would saturate (no VNNI), static or dynamic alike;
+    # fp32 opens never ask
+    reduce_range = quantized and int8_saturates()
     if quantized:
-        tag = f"-{calibration.file_digest(reduce_range)[:12]}" if calibration else f"-{DYNAMIC_INT8_TAG}"
-        target = folder / f"{graph.name}-int8{tag}.onnx"
+        if calibration:
+            tag = calibration.file_digest(reduce_range)[:12]
+        else:
+            tag = DYNAMIC_INT8_TAG + "-7bit" * reduce_range
+        target = folder / f"{graph.name}-int8-{tag}.onnx"
     if _intact(target):
         try:
             return _open(target, threads, spin)
@@ -147,7 +151,7 @@ def open_tower(
     if calibration is not None and quantized:
         quantize_static_int8(plain, target, calibration, reduce_range)
     elif quantized:
-        quantize_int8(plain, target)
+        quantize_int8(plain, target, reduce_range)
     return _open(target, threads, spin)
 
 

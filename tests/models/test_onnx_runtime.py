@@ -203,6 +203,26 @@ def test_the_int8_text_tower_scales_each_output_channel_and_keeps_the_captions_r
     assert cache_path(tmp_path, quantized, sidecar) != cached
 
 
+def test_a_cpu_whose_int8_products_saturate_gets_a_7_bit_text_tower(
+    encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without VNNI, int8 products are summed in 16 bits and saturate with full-range weights: the dynamic
+    int8 text tower is then built with 7-bit weights, in a file of its own, and still ranks as fp32 does."""
+    import models.onnx_runtime as runtime
+
+    monkeypatch.setattr(runtime, "int8_saturates", lambda: True)
+    options = ServingOptions(runtime="onnx", quantize="text", cache_dir=tmp_path / "onnx")
+    quantized = load_encoder("joint-default", device="cpu", options=options)
+    path = quantized.text_session.path  # type: ignore[attr-defined]
+    assert path.name == "text-int8-per-channel-7bit.onnx"
+    graph = onnx.load(str(path))
+    weights = [numpy_helper.to_array(i) for i in graph.graph.initializer if i.name.endswith("_quantized")]
+    assert weights and max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
+    captions = [row["captions"][0] for row in shared_rows("val", 12, skip=80)]
+    cosines = (quantized.encode_texts(captions) * encoder.encode_texts(captions)).sum(axis=1)
+    assert float(cosines.min()) > 0.97
+
+
 def calibrate_on_photos(encoder: Encoder, count: int, cache: Path, skip: int = 0) -> Path:
     """Activation ranges of `count` shared train photos, written beside the encoder's checkpoint."""
     from models.int8_calibration import calibrate
