@@ -134,8 +134,9 @@ def cache_path(cache_dir: Path, encoder: Encoder, sidecar: SidecarFile) -> Path:
     are embedded through one (its file name says how it was quantized)."""
     safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.name)
     fingerprint = f"{encoder.key}|{encoder.checkpoint_digest}|{sidecar.digest}"
-    if getattr(encoder, "quantize", "none") in ("text", "all"):
-        fingerprint += f"|{encoder.text_session.path.name}"  # type: ignore[attr-defined]
+    text_graph = getattr(encoder, "text_session", None)  # None: captions embedded in PyTorch
+    if getattr(encoder, "quantize", "none") in ("text", "all") and text_graph is not None:
+        fingerprint += f"|{text_graph.path.name}"
     key = hashlib.sha256(fingerprint.encode()).hexdigest()
     return cache_dir / "caption-banks" / f"{safe_name}-{key[:24]}.npz"
 

@@ -136,3 +136,18 @@ def test_the_shipped_model_ships_its_training_captions() -> None:
     assert any("office" in text for text in sidecar.texts)  # the broader world a company's photos show
     earlier = read_sidecar(BUNDLED_CHECKPOINT_DIR / "joint-flickr8k.captions.txt.gz")
     assert 30_000 < len(earlier.texts) <= 30_455 and earlier.header["source"] == "flickr8k:train"
+
+
+def test_a_bank_embedded_with_int8_asked_for_but_a_text_tower_in_pytorch_is_prepared(tmp_path: Path) -> None:
+    """quantize=text on a model whose text tower has no ONNX graph (bag of words): the captions are
+    embedded as the server embeds them, in PyTorch, and the bank is prepared and cached all the same."""
+    from models.inference import ServingOptions, load_encoder
+    from tests.builders.caption_banks import tiny_checkpoint
+
+    checkpoint = tiny_checkpoint(tmp_path / "model")
+    options = ServingOptions(runtime="onnx", quantize="text", cache_dir=tmp_path / "onnx")
+    encoder = load_encoder(str(checkpoint), device="cpu", options=options)
+    assert encoder.key.endswith("+int8text") and encoder.text_session is None  # type: ignore[attr-defined]
+    bank = prepare_caption_bank(encoder, tmp_path / "cache")
+    assert bank is not None and bank.texts == BANK_TEXTS
+    assert cache_path(tmp_path / "cache", encoder, read_sidecar(sidecar_path(checkpoint))).is_file()
