@@ -185,36 +185,93 @@ def _trace(graph: TowerGraph, tmp: Path) -> None:
 
 
 # How `quantize_int8` quantizes, in the name of the file it writes: a file quantized another way (per
-# tensor, as before) never meets this code under the same name.
-DYNAMIC_INT8_TAG = "per-channel"
+# tensor, or with every matrix dynamic as before) never meets this code under the same name.
+DYNAMIC_INT8_TAG = "per-channel-wide-blocks"
+# CPUs whose int8 products saturate: 7-bit weights, every matrix dynamic per channel
+SEVEN_BIT_INT8_TAG = "per-channel-7bit"
+# Rows of a wide-input matrix's weights quantized together, each block with its own scale (and the
+# activations it multiplies, quantized on the fly per block of as many)
+WIDE_INPUT_BLOCK = 32
+
+
+def dynamic_int8_tag(reduce_range: bool) -> str:
+    """The file-name tag of the text tower quantize_int8 writes with or without 7-bit weights."""
+    return SEVEN_BIT_INT8_TAG if reduce_range else DYNAMIC_INT8_TAG
+
+
+def wide_input_matrices(graph: Path) -> list[str]:
+    """MatMul nodes whose constant weight has more input rows than output columns: a transformer's
+    feed-forward down-projections (3,072 → 768 in MPNet), fed by GELU outputs whose few large values
+    one scale per activation tensor cannot hold beside the many small ones."""
+    import onnx
+
+    model = onnx.load(str(graph), load_external_data=False)
+    shapes = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul"
+        and len(shape := shapes.get(node.input[1], ())) == 2
+        and shape[0] > shape[1]
+    ]
 
 
 def quantize_int8(source: Path, path: Path, reduce_range: bool = False) -> Path:
-    """Dynamic int8 quantization of the weights of matrix products (onnxruntime.quantization), each output
-    channel with its own scale: activations stay float and are quantized on the fly. Per channel, not per
-    tensor: one scale for a whole transformer weight matrix cost the sentence encoders' text vectors most
-    of their precision (benchmarks/MODELS.md). 7-bit weights with `reduce_range`, for CPUs whose int8
-    products would saturate (models/int8_calibration.int8_saturates)."""
+    """int8 weights for the matrix products of a text tower (onnxruntime.quantization). Each output
+    channel has its own scale (one scale for a whole transformer weight matrix cost the sentence encoders
+    most of their precision) and activations are quantized on the fly, one scale per tensor; the
+    wide-input matrices (`wide_input_matrices`) instead get 8-bit weights and int8 products in blocks of
+    `WIDE_INPUT_BLOCK` input rows, each with its own scales (MatMulNBits), which keeps MPNet's recall
+    within half a point of fp32 where one activation scale for them lost 4 (benchmarks/MODELS.md).
+    7-bit weights and every matrix dynamic with `reduce_range`, for CPUs whose int8 products would
+    saturate (models/int8_calibration.int8_saturates)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def produce(tmp: Path) -> None:
         quiet = QuantizerNotes()
         logging.getLogger().addFilter(quiet)
         try:
-            matrix_products = ["MatMul", "Gemm"]
+            wide = [] if reduce_range else wide_input_matrices(source)
             quantize_dynamic(
                 source,
                 tmp,
                 weight_type=QuantType.QInt8,
-                op_types_to_quantize=matrix_products,
+                op_types_to_quantize=["MatMul", "Gemm"],
                 per_channel=True,
                 reduce_range=reduce_range,
+                nodes_to_exclude=wide,
             )
+            if wide:
+                _blockwise_int8(tmp, wide)
         finally:
             logging.getLogger().removeFilter(quiet)
 
     log.info("quantizing %s to int8%s at %s", source.name, " (7-bit weights)" * reduce_range, path)
     return write_atomically(path, produce)
+
+
+def _blockwise_int8(path: Path, nodes: list[str]) -> None:
+    """`nodes` (MatMuls with constant weights) of the graph at `path` → MatMulNBits with 8-bit symmetric
+    weights in blocks of WIDE_INPUT_BLOCK rows and int8 products (accuracy level 4), in place."""
+    import onnx
+    from onnxruntime.quantization import matmul_nbits_quantizer as nbits
+
+    notes = logging.getLogger(nbits.__name__)  # a line per node of the graph at INFO
+    level = notes.level
+    notes.setLevel(logging.WARNING)
+    try:
+        settings = {"bits": 8, "block_size": WIDE_INPUT_BLOCK, "is_symmetric": True, "accuracy_level": 4}
+        quantizer = nbits.MatMulNBitsQuantizer(
+            onnx.load(str(path)),
+            nodes_to_include=nodes,
+            op_types_to_quantize=("MatMul",),
+            algo_config=nbits.DefaultWeightOnlyQuantConfig(op_types_to_quantize=("MatMul",), **settings),
+            **settings,
+        )
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(path), use_external_data_format=False)
+    finally:
+        notes.setLevel(level)
 
 
 class QuantizerNotes(logging.Filter):

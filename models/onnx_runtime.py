@@ -28,9 +28,9 @@ from models.int8_calibration import (
     read_calibration,
 )
 from models.onnx_export import (
-    DYNAMIC_INT8_TAG,
     TowerGraph,
     checksum_path,
+    dynamic_int8_tag,
     export_folder,
     export_graph,
     quantize_int8,
@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 # none: fp32 towers; image: the image tower's convolutions in int8, with activation ranges measured
 # beside the checkpoint (models/int8_calibration.py); text: the text tower's matrix products in int8
-# (dynamic, per-channel weights); all: both; auto: image when the checkpoint has a calibration, else none
+# (per-channel weights; the wide-input ones in 8-bit blocks: models/onnx_export.quantize_int8); all: both;
+# auto: image when the checkpoint has a calibration, else none
 QuantizeName = Literal["auto", "none", "image", "text", "all"]
 QUANTIZE_CHOICES: tuple[QuantizeName, ...] = ("auto", "none", "image", "text", "all")
 # Encoder.key suffixes: int8 vectors differ from fp32 ones by more than rounding, so they never share an index
@@ -135,10 +136,7 @@ def open_tower(
     # fp32 opens never ask
     reduce_range = quantized and int8_saturates()
     if quantized:
-        if calibration:
-            tag = calibration.file_digest(reduce_range)[:12]
-        else:
-            tag = DYNAMIC_INT8_TAG + "-7bit" * reduce_range
+        tag = calibration.file_digest(reduce_range)[:12] if calibration else dynamic_int8_tag(reduce_range)
         target = folder / f"{graph.name}-int8-{tag}.onnx"
     if _intact(target):
         try:
