@@ -222,6 +222,7 @@ class DefaultWay:
     preset: str | None = None
     preset_int8: str | None = None
     int8_by_default: bool | None = None
+    text_int8_by_default: bool | None = None
 
     def __post_init__(self) -> None:
         check_preset(self.preset, "--default-preset")
@@ -247,6 +248,7 @@ def serving_settings(
         "default_preset": way.preset,
         "default_preset_int8": way.preset_int8,
         "int8_by_default": way.int8_by_default,
+        "text_int8_by_default": way.text_int8_by_default,
     }
     if extra_size is not None:  # replaces the checkpoint's
         changes["extra_sizes"] = tuple(extras)
@@ -288,6 +290,13 @@ def calibrate_command(
             help="Whether quantize auto takes the calibrated int8 image tower on a CPU.",
         ),
     ] = None,
+    text_int8_by_default: Annotated[
+        bool | None,
+        typer.Option(
+            "--text-int8-by-default/--text-fp32-by-default",
+            help="Whether quantize auto takes the int8 text tower too on a CPU with VNNI.",
+        ),
+    ] = None,
     device: DeviceChoice = "auto",
 ) -> None:
     """Set how a trained checkpoint embeds photos (resolution, mirror averaging, the way it is served by
@@ -302,7 +311,7 @@ def calibrate_command(
         image_size,
         hflip,
         extra_size,
-        DefaultWay(default_preset, default_preset_int8, int8_by_default),
+        DefaultWay(default_preset, default_preset_int8, int8_by_default, text_int8_by_default),
     )
     wants_bank = bank_photos and not keep_bank
     bank = QueryBankConfig(photos=bank_photos, captions=bank_captions, k=k, beta=beta) if wants_bank else None

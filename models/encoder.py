@@ -57,6 +57,9 @@ class Encoder(ABC):
     # Whether "quantize auto" may embed photos with the int8 image tower when a calibration fits the
     # weights; a checkpoint whose int8 presets lose too much says false and is served in fp32.
     int8_by_default: bool = True
+    # Whether "quantize auto" also runs the text tower in int8 (on a CPU whose int8 products do not
+    # saturate): a checkpoint whose fp32 text query is too slow and whose int8 one keeps recall says true.
+    text_int8_by_default: bool = False
 
     def suggested_batch_size(self) -> int:
         """Photos per forward pass when the user sets none; families override with a memory estimate."""

@@ -165,12 +165,29 @@ def resolve_quantize(encoder: Encoder, quantize: QuantizeName) -> tuple[Quantize
     """(what is quantized, the image tower's ranges when it is). auto: the image tower when the
     checkpoint has a calibration that fits it and its test_time does not serve fp32 by default
     (int8_by_default false), nor its calibration on a CPU that needs 7-bit weights (seven_bit_by_default
-    false); a calibration measured for other weights is reported and skipped;
+    false); a calibration measured for other weights is reported and skipped; and the text tower too
+    when its test_time says so (text_int8_by_default) on a CPU whose int8 products do not saturate;
     image or all without one: CalibrationError saying how to measure one."""
     if quantize in ("none", "text"):
         return quantize, None
     if quantize != "auto":
         return quantize, read_calibration(encoder)
+    image, calibration = _auto_image(encoder)
+    if not encoder.text_int8_by_default:
+        return image, calibration
+    if int8_saturates():
+        log.info(
+            "%s: this CPU lacks VNNI, where the int8 text tower its test_time asks for was not measured "
+            "within the default way's rule: embedding text in fp32 (PHOTOSEARCH_INFERENCE__QUANTIZE=all "
+            "or text takes it all the same)",
+            encoder.name,
+        )
+        return image, calibration
+    return ("all" if image == "image" else "text"), calibration
+
+
+def _auto_image(encoder: Encoder) -> tuple[QuantizeName, Calibration | None]:
+    """quantize auto's choice for the image tower: ("image", its ranges) or ("none", None)."""
     if not encoder.int8_by_default:
         return "none", None  # the checkpoint serves fp32 by default (its test_time says why)
     path = calibration_path(encoder)

@@ -142,6 +142,9 @@ class ServingConfig(StrictConfig):
     # quantize auto takes the calibrated int8 image tower only when true: false where the rule found an
     # fp32 preset faster than every int8 one that is within it
     int8_by_default: bool = True
+    # quantize auto takes the int8 text tower too (on a CPU whose int8 products do not saturate) when
+    # true: where the rule found it within its margin and the fp32 text query too slow for these weights
+    text_int8_by_default: bool = False
 
 
 class QueryBankConfig(StrictConfig):

@@ -44,6 +44,7 @@ class JointEncoder(OnnxTowers, Encoder):
         # Training always uses "preprocess". A named preset (apply_preset) replaces it.
         self.shipped = self._resolved(model.config.test_time or ServingConfig())
         self.int8_by_default = (model.config.test_time or ServingConfig()).int8_by_default
+        self.text_int8_by_default = (model.config.test_time or ServingConfig()).text_int8_by_default
         self.preset: PresetName = "best"
         self.preprocess, self.hflip, self.extra_sizes = self.shipped
         self.query_bank = query_bank

@@ -21,6 +21,7 @@ from models.clip.tiny import tiny_clip_config
 from models.encoder import Encoder
 from models.errors import InvalidInputError
 from models.inference import ServingOptions, load_encoder, serve_encoder
+from models.joint.config import ServingConfig
 from models.joint.model import JointModel
 from models.joint.vocab import build_vocab
 from models.onnx_export import export_folder
@@ -84,12 +85,13 @@ def test_the_best_hit_of_a_caption_is_the_same_photo_on_both_runtimes(
     assert list(onnx_hits) == list(torch_hits)
 
 
-def tiny_joint_checkpoint(path: Path, seed: int) -> Path:
+def tiny_joint_checkpoint(path: Path, seed: int, test_time: ServingConfig | None = None) -> Path:
     """A tiny joint model (scratch CNN, bag of words) with random weights, saved as a checkpoint."""
     torch.manual_seed(seed)
     tiny = tiny_config("bow")
     config = tiny.replace(
-        text_tower=tiny.text_tower.model_copy(update={"vocab": tuple(build_vocab(["a dog"] * 2))})
+        text_tower=tiny.text_tower.model_copy(update={"vocab": tuple(build_vocab(["a dog"] * 2))}),
+        test_time=test_time,
     )
     model = JointModel(config).eval()
     return save_checkpoint(path, config=config, state_dict=model.checkpoint_state())
@@ -170,6 +172,41 @@ def test_quantized_towers_are_keyed_apart_and_need_onnx(tmp_path: Path) -> None:
         serve_encoder(
             create_encoder(str(checkpoint), device="cpu"), ServingOptions(runtime="torch", quantize="all")
         )
+
+
+def test_auto_takes_the_int8_text_tower_where_the_checkpoint_asks_and_the_cpu_has_vnni(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """quantize auto and a checkpoint whose test_time says text_int8_by_default: both towers int8 on a CPU
+    whose int8 products do not saturate, the text tower in fp32 where they do (its int8 text tower was
+    not measured within the rule there); the text tower alone when the checkpoint serves photos in fp32;
+    a checkpoint without the flag keeps its fp32 text tower. Each way under its own key."""
+    import models.onnx_runtime as runtime
+
+    cache = tmp_path / "onnx"
+    checkpoints = {
+        "asked": ServingConfig(text_int8_by_default=True),
+        "fp32 photos": ServingConfig(int8_by_default=False, text_int8_by_default=True),
+        "plain": None,
+    }
+    paths = {}
+    for name, test_time in checkpoints.items():
+        paths[name] = tiny_joint_checkpoint(tmp_path / f"{name}.safetensors", seed=1, test_time=test_time)
+        calibrate_on_photos(create_encoder(str(paths[name]), device="cpu"), 4, cache)
+
+    def served(name: str) -> str:
+        options = ServingOptions(runtime="onnx", cache_dir=cache)
+        return str(load_encoder(str(paths[name]), device="cpu", options=options).quantize)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(runtime, "int8_saturates", lambda: False)
+    assert [served(name) for name in checkpoints] == ["all", "text", "image"]
+    monkeypatch.setattr(runtime, "int8_saturates", lambda: True)
+    assert [served(name) for name in checkpoints] == ["image", "none", "image"]
+    asked = create_encoder(str(paths["asked"]), device="cpu")
+    assert (
+        asked.text_int8_by_default
+        and not create_encoder(str(paths["plain"]), device="cpu").text_int8_by_default
+    )
 
 
 def test_the_int8_text_tower_scales_each_output_channel_and_keeps_the_captions_ranks(

@@ -141,10 +141,11 @@ def test_a_bank_can_be_dropped_and_a_bad_checkpoint_is_refused(
 
 @pytest.mark.slow
 def test_the_default_way_changes_and_the_bank_is_kept(
-    calibrated: tuple[Path, Path, Path], tmp_path: Path
+    calibrated: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """calibrate --keep-bank with the default-way options: the checkpoint says how it is served by default
-    (preset in fp32 and int8, whether int8 is taken on a CPU), its bank unchanged and no data needed; a
+    (preset in fp32 and int8, whether the int8 image and text towers are taken on a CPU), its bank
+    unchanged and no data needed; a
     change of how photos are embedded, which the bank's photos would no longer match, is refused."""
     from cli.main import app
     from models.checkpoint import read_checkpoint_config
@@ -156,22 +157,25 @@ def test_the_default_way_changes_and_the_bank_is_kept(
     before = create_encoder(str(copy), device="cpu")
     runner = CliRunner()
     way = ["--default-preset", "fast", "--default-preset-int8", "balanced", "--fp32-by-default"]
+    way += ["--text-int8-by-default"]
     result = runner.invoke(app, ["calibrate", str(copy), "--keep-bank", *way])
     assert result.exit_code == 0, result.output
     stored = read_checkpoint_config(copy).test_time
     assert stored is not None and (stored.image_size, stored.hflip) == (256, True)  # embedding kept
-    assert (stored.default_preset, stored.default_preset_int8, stored.int8_by_default) == (
-        "fast",
-        "balanced",
-        False,
-    )
+    assert (
+        stored.default_preset,
+        stored.default_preset_int8,
+        stored.int8_by_default,
+        stored.text_int8_by_default,
+    ) == ("fast", "balanced", False, True)
     after = create_encoder(str(copy), device="cpu")
     assert after.query_bank is not None and before.query_bank is not None
     assert np.array_equal(after.query_bank.images, before.query_bank.images)
     assert np.array_equal(after.query_bank.texts, before.query_bank.texts)
     assert after.weights_key != before.weights_key  # another file: indexes of the old one are not reused
+    monkeypatch.setattr("models.onnx_runtime.int8_saturates", lambda: False)  # as on a CPU with VNNI
     served = load_encoder(str(copy), device="cpu", options=ServingOptions(cache_dir=tmp_path / "onnx"))
-    assert served.quantize == "none" and served.preset == "fast"  # type: ignore[attr-defined]
+    assert served.quantize == "text" and served.preset == "fast"  # type: ignore[attr-defined]
 
     written = copy.read_bytes()
     moved = runner.invoke(app, ["calibrate", str(copy), "--keep-bank", "--image-size", "288"])
