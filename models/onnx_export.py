@@ -250,12 +250,26 @@ def quantize_int8(source: Path, path: Path, reduce_range: bool = False) -> Path:
     return write_atomically(path, produce)
 
 
+def matmul_nbits_quantizer() -> Any:
+    """onnxruntime.quantization.matmul_nbits_quantizer, imported without what its import does to the
+    process: a logging.basicConfig at INFO, which would print every library's notes where the root logger
+    had no handler yet."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        from onnxruntime.quantization import matmul_nbits_quantizer as nbits
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return nbits
+
+
 def _blockwise_int8(path: Path, nodes: list[str]) -> None:
     """`nodes` (MatMuls with constant weights) of the graph at `path` → MatMulNBits with 8-bit symmetric
     weights in blocks of WIDE_INPUT_BLOCK rows and int8 products (accuracy level 4), in place."""
     import onnx
-    from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
+    nbits = matmul_nbits_quantizer()
     notes = logging.getLogger(nbits.__name__)  # a line per node of the graph at INFO
     level = notes.level
     notes.setLevel(logging.WARNING)

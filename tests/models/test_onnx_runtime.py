@@ -251,6 +251,21 @@ def test_the_int8_text_tower_scales_each_output_channel_and_keeps_the_captions_r
     assert cache_path(tmp_path, quantized, sidecar) != cached
 
 
+def test_the_block_wise_quantizer_leaves_the_processes_logging_as_it_was() -> None:
+    """Importing ONNX Runtime's block-wise quantizer sets up the root logger at INFO; photosearch imports
+    it so that a process's logging stays as it was (a fresh interpreter: the import happens once)."""
+    import subprocess
+    import sys
+
+    check = (
+        "import logging; from models.onnx_export import matmul_nbits_quantizer as q; q(); "
+        "root = logging.getLogger(); assert not root.handlers and root.level == logging.WARNING, root"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=repo)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_cpu_whose_int8_products_saturate_gets_a_7_bit_text_tower(
     encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
