@@ -173,8 +173,8 @@ def test_the_shipped_mpnet_model_serves_best_in_fp32_and_finds_photos(tmp_path: 
     cosines = (int8.encode_images(images[:4]) * encoder.encode_images(images[:4])).sum(axis=1)
     assert float(cosines.min()) > 0.96
     # the rule's way for these weights (benchmarks/default_way.py): balanced, both towers int8; the int8
-    # text tower keeps every caption's vector close to fp32 (every matrix dynamic, one activation scale
-    # for the feed-forward down-projections' GELU inputs, had put some at 0.85 and the mean at 0.95)
+    # text tower keeps every caption's vector close to fp32 (with every matrix dynamic, one activation
+    # scale for the feed-forward down-projections' GELU inputs puts some at 0.85 and the mean at 0.95)
     both = load_encoder(
         "joint-lite1-mpnet",
         device="cpu",
