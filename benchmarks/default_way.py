@@ -37,6 +37,7 @@ PRECISIONS = ("fp32", "int8", "int8 7-bit")
 MARGIN = 1.0  # R@1 points under best fp32 the rule allows
 TEXT_QUERY_GOAL_MS = 10.0  # p50 a text query's embedding must meet on the serving CPU
 QUERIES = ["a dog running on the beach", "people at a conference", "a laptop on a desk", "a red car parked"]
+ROUNDS = 5
 
 
 @dataclass
@@ -59,6 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     folders = args.data or [SHARED / "flickr8k", SHARED / "cc3m"]
 
+    from benchmarks.runtime import query_p50
     from models.inference import ServingOptions, load_encoder
     from models.training.data import load_captioned_photos
     from models.training.evaluate import encode_photo_files, served_report
@@ -76,7 +78,7 @@ def main() -> None:
             f"{time.perf_counter() - started:.0f} s",
             flush=True,
         )
-        sets.append((folder.name, [p.path for p in photos], text_vectors, owners))
+        sets.append((folder.name, [p.path for p in photos], texts, text_vectors, owners))
     bank = base.query_bank
     if bank is None:
         raise SystemExit(f"{args.model} carries no query bank: it is served by plain cosine")
@@ -84,6 +86,14 @@ def main() -> None:
     ways: list[Way] = []
     latency: dict[str, float] = {}
     for precision in PRECISIONS:
+        # the captions through this precision's int8 text tower, the same at every preset
+        int8_texts = {}
+        if precision != "fp32":
+            text_way = ServingOptions(runtime="onnx", quantize="text")
+            with mock.patch("models.onnx_runtime.int8_saturates", return_value=precision == "int8 7-bit"):
+                text_encoder = load_encoder(args.model, options=text_way)
+            latency[f"{precision} text"] = query_p50(text_encoder, ROUNDS, QUERIES)
+            int8_texts = {name: text_encoder.encode_texts(texts) for name, _, texts, _, _ in sets}
         for preset in PRESETS:
             options = ServingOptions(
                 runtime="torch" if precision == "fp32" else "onnx",
@@ -93,7 +103,7 @@ def main() -> None:
             with mock.patch("models.onnx_runtime.int8_saturates", return_value=precision == "int8 7-bit"):
                 encoder = load_encoder(args.model, options=options)
             recalls, seconds, vectors = {}, 0.0, {}
-            for name, paths, text_vectors, owners in sets:
+            for name, paths, _, text_vectors, owners in sets:
                 started = time.perf_counter()
                 vectors[name] = encode_photo_files(encoder, paths)
                 seconds += time.perf_counter() - started
@@ -102,57 +112,20 @@ def main() -> None:
             report_way(ways, Way(preset, precision, seconds, recalls))
             if precision == "fp32":
                 continue
-            # the same photo vectors against the captions through this precision's int8 text tower
-            text_way = ServingOptions(runtime="onnx", preset=preset, quantize="text")  # type: ignore[arg-type]
-            with mock.patch("models.onnx_runtime.int8_saturates", return_value=precision == "int8 7-bit"):
-                text_encoder = load_encoder(args.model, options=text_way)
-            key = f"{precision} text"
-            if key not in latency:  # the text tower is the same at every preset
-                latency[key] = query_p50(text_encoder)
+            # the same photo vectors against the captions through the int8 text tower
             recalls = {}
-            for name, _, _, owners in sets:
-                captions = text_vectors_of(text_encoder, name, folders)
-                report = served_report(vectors[name], captions, owners, bank)
+            for name, _, _, _, owners in sets:
+                report = served_report(vectors[name], int8_texts[name], owners, bank)
                 recalls[name] = (report.t2i_r1, report.i2t_r1, report.rsum)
             report_way(ways, Way(preset, f"{precision} + int8 text", seconds, recalls))
     fp32_text = load_encoder(args.model, options=ServingOptions(runtime="onnx", quantize="none"))
-    latency["fp32 text"] = query_p50(fp32_text)
+    latency["fp32 text"] = query_p50(fp32_text, ROUNDS, QUERIES)
     print(", ".join(f"{k} query p50 {v:.1f} ms" for k, v in latency.items()), flush=True)
 
     lines = table(ways, args.model, latency)
     print("\n".join(lines))
     if args.out:
         args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-
-
-_TEXTS: dict[tuple[str, str], np.ndarray] = {}
-
-
-def text_vectors_of(encoder: object, name: str, folders: list[Path]) -> np.ndarray:
-    """A val set's captions through `encoder`'s text tower, once per text graph file."""
-    from models.training.data import load_captioned_photos
-
-    graph = encoder.text_session.path  # type: ignore[attr-defined]
-    key = (str(graph), name)
-    if key not in _TEXTS:
-        folder = next(f for f in folders if f.name == name)
-        texts = [c for p in load_captioned_photos(folder, "val") for c in p.captions]
-        _TEXTS[key] = np.asarray(encoder.encode_texts(texts), dtype=np.float32)  # type: ignore[attr-defined]
-    return _TEXTS[key]
-
-
-def query_p50(encoder: object, rounds: int = 5) -> float:
-    """Median ms of one text query's embedding, one at a time, after a warm-up."""
-    encode = encoder.encode_texts  # type: ignore[attr-defined]
-    for query in QUERIES:
-        encode([query])
-    times = []
-    for _ in range(rounds):
-        for query in QUERIES:
-            started = time.perf_counter()
-            encode([query])
-            times.append(1000 * (time.perf_counter() - started))
-    return float(np.median(times))
 
 
 def report_way(ways: list[Way], way: Way) -> None:

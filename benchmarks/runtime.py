@@ -67,18 +67,24 @@ def open_encoders(model: str, cache: Path) -> dict[str, object]:
     }
 
 
+def query_p50(encoder: object, rounds: int, queries: list[str] = QUERIES) -> float:
+    """Median ms of one text query's embedding, one query at a time, rounds × queries, after a warm-up."""
+    encode = encoder.encode_texts  # type: ignore[attr-defined]
+    for query in queries:  # warm-up: first calls allocate
+        encode([query])
+    times = []
+    for _ in range(rounds):
+        for query in queries:
+            started = time.perf_counter()
+            encode([query])
+            times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
 def text_latency(encoders: dict, rounds: int) -> list[str]:
     rows, base = [], None
     for label, encoder in encoders.items():
-        for query in QUERIES:  # warm-up: first calls allocate
-            encoder.encode_texts([query])
-        times = []
-        for _ in range(rounds):
-            for query in QUERIES:
-                started = time.perf_counter()
-                encoder.encode_texts([query])
-                times.append(1000 * (time.perf_counter() - started))
-        p50 = statistics.median(times)
+        p50 = query_p50(encoder, rounds)
         base = base or p50
         rows.append(f"| {label} | {p50:.1f} | {base / p50:.2f}× |")
     return ["| text runtime | query p50 (ms) | speed vs torch |", "|---|---|---|", *rows]
