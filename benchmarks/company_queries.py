@@ -1,9 +1,10 @@
 """What a user sees: the top 5 photos for everyday company-style queries over a gallery of broad web
 photos (CC3M val by default), as a PNG grid and a markdown list of each hit's own caption.
 
-The photos are embedded from their files through the public Encoder API as served (the model's test-time
-settings and, when it has one, its query bank: a photo's hubness offset is subtracted from its cosine, as
-the service ranks text queries). CC3M val holds no company's photos; its offices, cars, food and events
+The photos and queries are embedded from their files through the public Encoder API as this machine serves
+them (`load_encoder`: the model's default way here, its runtime, preset and int8 towers, and, when it has
+one, its query bank: a photo's hubness offset is subtracted from its cosine, as the service ranks text
+queries). CC3M val holds no company's photos; its offices, cars, food and events
 are the nearest thing here to what a company's library holds.
 
     python benchmarks/company_queries.py [--model joint-default] [--data ../shared/data/cc3m]
@@ -76,11 +77,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "company-queries.png")
     args = parser.parse_args()
 
-    from models.registry import create_encoder
+    from models.inference import load_encoder
     from models.training.data import load_captioned_photos
     from models.training.evaluate import encode_photo_files
 
-    encoder = create_encoder(args.model, device="cpu")
+    encoder = load_encoder(args.model, device="cpu")
     photos = load_captioned_photos(args.data, args.split)
     vectors = encode_photo_files(encoder, [p.path for p in photos], batch_size=encoder.suggested_batch_size())
     bank = encoder.query_bank

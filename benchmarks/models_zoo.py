@@ -165,9 +165,14 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> None:
 
 PRETRAINED_ROWS = (  # trained by `photosearch train`; their checkpoints carry their val figures
     (
-        "joint-default (shipped; EfficientNet-Lite1, stage 5: 2 more epochs at 256 px from joint-lite1, "
-        "Flickr8k weight 3, CC3M 0.5)",
+        "joint-default (shipped; EfficientNet-Lite1 + MPNet, one stage of 3 epochs at 256 px from "
+        "joint-default-v6's image side, Flickr8k weight 2, CC3M 0.8)",
         Path("models/checkpoints/joint-default.safetensors"),
+    ),
+    (
+        "joint-default-v6 (shipped for comparison; EfficientNet-Lite1 + MiniLM, stage 5: 2 more epochs at "
+        "256 px from joint-lite1, Flickr8k weight 3, CC3M 0.5)",
+        Path("models/checkpoints/joint-default-v6.safetensors"),
     ),
     (
         "joint-default-v5 (shipped for comparison; Lite0 stage 5: 2 more epochs at 288 px from stage 4, both "
@@ -215,6 +220,7 @@ def refresh_pretrained_rows() -> None:
         if name.startswith(
             (
                 "joint-default (",
+                "joint-default-v6 (",
                 "joint-default-v5 (",
                 "joint-default-v4 (",
                 "joint-flickr8k (",
@@ -227,7 +233,7 @@ def refresh_pretrained_rows() -> None:
     # the Lite0 model's earlier stages, listed below the shipped rows
     stages = [line for line in rest if _row_name(line).startswith("joint-default-v5 stage")]
     others = [line for line in rest if line not in stages]
-    body = [*refreshed[:4], *stages, *refreshed[4:], *others]
+    body = [*refreshed[:5], *stages, *refreshed[5:], *others]
     MD.write_text("\n".join([*lines[: header + 1], *body, *lines[end:]]) + "\n")
 
 

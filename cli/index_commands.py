@@ -46,6 +46,16 @@ def index(
     ray_cpus: Annotated[
         int, typer.Option(help="CPUs each model replica takes on a Ray cluster without GPUs.")
     ] = 2,
+    caption_bank: Annotated[
+        bool | None,
+        typer.Option(
+            "--caption-bank/--no-caption-bank",
+            help="Embed the model's caption bank (photo→caption annotation's model captions) after indexing, "
+            "once per model and machine; --no-caption-bank leaves it to the first annotation that needs it "
+            "or to `photosearch caption-bank` (default: PHOTOSEARCH_INDEXER__CAPTION_BANK, true).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Index a folder into a collection: new and changed photos are embedded, renames kept, photos
     gone from this folder removed (the collection's other folders are left as they are). Every input
@@ -82,7 +92,8 @@ def index(
         photo_source=ray_source(settings, encoder, ray, ray_cpus) if ray else None,
     )
     print_index_report(console, report)
-    ready_bank(encoder, settings)  # annotation's model captions: embedded once, then cached
+    if settings.indexer.caption_bank if caption_bank is None else caption_bank:
+        ready_bank(encoder, settings)  # annotation's model captions: embedded once, then cached
 
 
 def check_ray(address: str | None, cpus: int) -> None:

@@ -24,7 +24,7 @@ BUNDLED_CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 DEFAULT_MODEL = "joint-default"
 # Shipped models that were joint-default before (newest first): a library indexed with one of them by
 # default keeps being served with it until it is re-indexed with the default (app/storage/stored_models.py)
-EARLIER_DEFAULTS = ("joint-default-v5", "joint-default-v4", "joint-flickr8k")
+EARLIER_DEFAULTS = ("joint-default-v6", "joint-default-v5", "joint-default-v4", "joint-flickr8k")
 
 
 def list_models() -> list[str]:

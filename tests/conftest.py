@@ -23,8 +23,11 @@ from tests.builders.tiny_models import RERANK, tiny_config, tiny_options
 # auth off, and the tests of API keys (tests/api/test_auth*.py) turn it on explicitly.
 os.environ["PHOTOSEARCH_AUTH__REQUIRED"] = "false"
 AUTH_OFF = AuthSettings(required=False)
-# The shipped model's caption bank (30,268 captions) takes minutes to embed on a CPU: the suite's many
-# data folders share one cache of it (keyed by model and file hashes, so never stale) across runs.
+# A shipped model's caption bank (45,432 captions) takes minutes to embed on a CPU (the default's MPNet
+# tower about 10 on two cores): the suite's index runs leave it to annotation (the tests of the bank at
+# index time turn it on, tests/cli/test_caption_commands.py), and its many data folders share one cache
+# of it (keyed by model and file hashes, so never stale) across runs.
+os.environ["PHOTOSEARCH_INDEXER__CAPTION_BANK"] = "false"
 os.environ.setdefault(
     "PHOTOSEARCH_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "photosearch-cache")
 )
@@ -40,6 +43,17 @@ def encoder() -> Encoder:
     from models.registry import create_encoder
 
     return create_encoder("joint-default", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder() -> Encoder:
+    """The shipped Lite1 + MiniLM model (joint-default-v6), on the CPU: the tests that embed a whole real
+    caption bank use it. Its bank is the default's caption file, embedded through a text tower that takes
+    about 2 minutes for it on a 2-core machine, where the default's MPNet tower takes 10 (int8) to 20
+    (PyTorch fp32); the bank's code path is the same for every model."""
+    from models.registry import create_encoder
+
+    return create_encoder("joint-default-v6", device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +134,7 @@ def cli_env(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Ite
 # Tests that load the real default model (directly or through an app, an index run or a trained
 # checkpoint) take seconds each on a CPU: they are `slow`, so `make test-fast` leaves them out and
 # `make test` (what CI runs) keeps them.
-SLOW_FIXTURES = frozenset({"encoder", "rerank_checkpoint", "tiny_data"})
+SLOW_FIXTURES = frozenset({"encoder", "minilm_encoder", "rerank_checkpoint", "tiny_data"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

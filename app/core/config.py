@@ -36,9 +36,9 @@ class ApiSettings(BaseModel):
         description="Search results collapse near-identical photos (dedup, on by default): two photos are "
         "duplicates when they are the same file (sha256) or the cosine of their photo vectors is at least "
         "this. 0.95 for joint-default: the closest pair of different photos among 1,000 Flickr8k val "
-        "photos (two shots of one football game) is at 0.921, plus a 0.02 margin; it catches every byte "
-        "and mirrored copy, 99.5% of burst-like frames and most JPEG re-encodes "
-        "(benchmarks/dedup.md; 0.97 for joint-default-v5). Lower it to merge more, raise it to merge "
+        "photos is at 0.923, plus a 0.02 margin; it catches every byte and mirrored copy, 97.5% of "
+        "burst-like frames and 56% of q=50 JPEG re-encodes (benchmarks/dedup.md and MODELS.md; 0.95 for "
+        "joint-default-v6 too, 0.97 for joint-default-v5). Lower it to merge more, raise it to merge "
         "less; other models need their own value (python benchmarks/dedup_threshold.py).",
     )
 
@@ -54,13 +54,17 @@ class IndexerSettings(BaseModel):
     hnsw_max_vectors: int = 1_000_000  # above: IVF-PQ with exact re-ranking
     # zero-shot tags (`index --labels`, `tag`): at most label_top_k a photo, each at least this
     # probable. 0.18: calibrated for joint-default on 1,000 Flickr8k val photos with benchmarks/labels.txt
-    # (25 labels): tag precision 0.51, recall 0.42 vs 0.35 / 0.61 for the plain top 3 (benchmarks/labels.md)
+    # (25 labels): tag precision 0.51, recall 0.42 (benchmarks/MODELS.md; the same for joint-default-v6,
+    # whose figures against the plain top 3 are in benchmarks/labels.md)
     label_top_k: int = 3
     label_min_probability: float = 0.18
     # a long run publishes its FAISS files this often, so search follows indexing
     publish_every_seconds: float = 120.0
     include_hidden: bool = False  # index files and folders whose name starts with "."
     follow_symlinks_outside: bool = False  # follow symlinks that lead out of the scanned folder
+    # `index` embeds the model's caption bank (annotation's model captions) once per model and machine
+    # after a run; false leaves it to the first annotation that needs it or to `photosearch caption-bank`
+    caption_bank: bool = True
 
 
 class AuthSettings(BaseModel):

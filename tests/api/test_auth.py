@@ -17,8 +17,10 @@ UNKNOWN_ID = 987_654_321
 
 
 def test_a_key_sees_only_its_collections_everywhere(
-    settings: Settings, encoder: Encoder, tmp_path: Path
+    settings: Settings, minilm_encoder: Encoder, tmp_path: Path
 ) -> None:
+    """Every route, with a real model whose caption bank (the model's captions, every key's) is real too."""
+    encoder = minilm_encoder
     setup = two_collections(settings, encoder, tmp_path)
     family, other = bearer(setup.tokens["family"]), setup.work_ids[0]
     with TestClient(create_app(setup.settings, encoder=encoder)) as client:

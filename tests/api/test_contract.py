@@ -38,7 +38,8 @@ def test_k_default_and_maximum_come_from_settings(
         default = client.post("/v1/search/text", json={"query": "a dog"}).json()
         assert default["k"] == 3 and len(default["hits"]) == 3
         assert client.post("/v1/search/image", json={"photo_id": 1}).json()["k"] == 3
-        assert len(client.post("/v1/annotate", json={"photo_id": 1}).json()["captions"]) == 3
+        annotated = client.post("/v1/annotate", json={"photo_id": 1, "sources": ["collection"]})
+        assert len(annotated.json()["captions"]) == 3
         assert len(client.post("/v1/search/text", json={"query": "a dog", "k": 5}).json()["hits"]) == 5
         over = client.post("/v1/search/text", json={"query": "a dog", "k": 6})
         assert over.status_code == 422 and over.json() == {"detail": "k must be between 1 and 5; got 6"}

@@ -57,8 +57,13 @@ def failures_of(operation: schemathesis.APIOperation, mode: GenerationMode) -> l
 @pytest.mark.slow
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_every_answer_is_documented_and_never_a_server_error(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder, database: str
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    minilm_encoder: Encoder,
+    database: str,
 ) -> None:
+    """Every operation fuzzed against a real model and its real caption bank (annotate draws on it)."""
+    encoder = minilm_encoder
     base = tmp_path_factory.mktemp("conformance")
     postgres = request.getfixturevalue("postgres_url") if database == "postgresql" else None
     app = create_app(

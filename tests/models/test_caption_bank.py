@@ -134,6 +134,8 @@ def test_the_shipped_model_ships_its_training_captions() -> None:
     assert sidecar.header["source"] == "flickr8k:train + cc3m:train"
     assert "Hodosh" in sidecar.header["attribution"] and "Sharma" in sidecar.header["attribution"]
     assert any("office" in text for text in sidecar.texts)  # the broader world a company's photos show
+    # the Lite1 + MiniLM model it replaced (whose bank the real-bank annotation test embeds) ships the same
+    assert (BUNDLED_CHECKPOINT_DIR / "joint-default-v6.captions.txt.gz").read_bytes() == path.read_bytes()
     earlier = read_sidecar(BUNDLED_CHECKPOINT_DIR / "joint-flickr8k.captions.txt.gz")
     assert 30_000 < len(earlier.texts) <= 30_455 and earlier.header["source"] == "flickr8k:train"
 

@@ -21,7 +21,7 @@ from models.training.options import TrainOptions
 from models.training.train import train_joint
 from tests.builders.photos import CC3M, captioned_subset
 
-SHIPPED = Path("models/checkpoints/joint-default.safetensors")  # Lite1
+SHIPPED = Path("models/checkpoints/joint-default-v6.safetensors")  # Lite1 + MiniLM
 LITE0 = Path("models/checkpoints/joint-default-v5.safetensors")
 
 
@@ -156,7 +156,7 @@ def test_a_student_taught_by_a_teacher_ranks_more_as_it_does(
     from cli.evaluation_commands import open_model
     from models.training.evaluate import encode_photo_files
 
-    config = load_joint_config("joint-default")
+    config = load_joint_config("joint-default-v6")
     config = config.replace(preprocess=config.preprocess.replace(image_size=256))
     data = training_sets(list(two_sets))
 
@@ -213,7 +213,7 @@ def test_a_resumed_run_goes_on_with_the_teachers_it_started_with(
     before any work, since the loss would change midway."""
     from dataclasses import replace
 
-    config = load_joint_config("joint-default")
+    config = load_joint_config("joint-default-v6")
     config = config.replace(
         preprocess=config.preprocess.replace(image_size=128),
         train=config.train.model_copy(update={"views": ("original",)}),

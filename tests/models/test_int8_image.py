@@ -87,8 +87,9 @@ def test_a_cpu_that_needs_7_bit_weights_serves_int8_only_where_they_were_measure
     encoder: Encoder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """quantize auto on a CPU without VNNI: joint-default (its 7-bit int8 measured outside the rule) is
-    served in fp32 at its fp32 preset, saying why; joint-default-v5 (7-bit int8 not measured) and every
-    checkpoint on a CPU with VNNI keep the int8 image tower."""
+    served in fp32 at its fp32 preset, both towers, saying why; joint-default-v5 (7-bit int8 not measured)
+    and every checkpoint on a CPU with VNNI keep the int8 image tower (joint-default its int8 text tower
+    too)."""
     import models.onnx_runtime as runtime
     from models.joint.config import default_preset
 
@@ -97,12 +98,12 @@ def test_a_cpu_that_needs_7_bit_weights_serves_int8_only_where_they_were_measure
         monkeypatch.setattr(runtime, "int8_saturates", lambda saturates=saturates: saturates)
         with caplog.at_level(logging.INFO, logger="models.onnx_runtime"):
             quantize, calibration = runtime.resolve_quantize(encoder, "auto")
-        assert quantize == ("none" if saturates else "image")
+        assert quantize == ("none" if saturates else "all")
         assert (calibration is None) is saturates and ("lacks VNNI" in caplog.text) is saturates
         assert runtime.resolve_quantize(v5, "auto")[0] == "image"
         assert runtime.resolve_quantize(encoder, "image")[0] == "image"  # asked for: int8 all the same
         caplog.clear()
-    assert default_preset(encoder.model.config, int8=False) == "best"  # type: ignore[attr-defined]
+    assert default_preset(encoder.model.config, int8=False) == "balanced"  # type: ignore[attr-defined]
 
 
 def test_calibrating_writes_ranges_these_weights_alone_may_use(
@@ -200,14 +201,23 @@ def test_the_default_preset_follows_the_image_towers_precision(
     int8_default: Encoder, encoder: Encoder, tmp_path: Path
 ) -> None:
     """Each checkpoint serves the fastest way within 1 R@1 point of its best fp32 figures (benchmarks/
-    MODELS.md). joint-default: its shipped setting (288 + 256 px, each mirrored) with the int8 image tower
-    under quantize auto, the same in fp32 otherwise (balanced misses the rule on CC3M photo→text).
-    joint-default-v5: 320 px + mirror, int8 under quantize auto. joint-default-v4: one 288 px pass in
-    fp32. joint-flickr8k (the code's defaults): best in fp32, balanced with the int8 image tower."""
-    assert int8_default.quantize == "image" and int8_default.preset == "best"  # type: ignore[attr-defined]
-    assert int8_default.key == f"{encoder.weights_key}+int8image"
+    MODELS.md). joint-default: 288 px + mirror (balanced) in both precisions (with both towers int8 under
+    quantize auto on a CPU with VNNI: tests/models/test_onnx_runtime.py). joint-default-v6: its shipped
+    setting (288 + 256 px, each mirrored) with the int8 image tower under quantize auto, the same in fp32
+    otherwise. joint-default-v5: 320 px + mirror, int8 under quantize auto. joint-default-v4: one 288 px
+    pass in fp32. joint-flickr8k (the code's defaults): best in fp32, balanced with the int8 image tower."""
+    assert int8_default.quantize == "image" and int8_default.preset == "balanced"  # type: ignore[attr-defined]
+    assert int8_default.key == f"{encoder.weights_key}+balanced+int8image"
     fp32 = load_encoder("joint-default", device="cpu", options=ServingOptions(runtime="torch"))
-    assert fp32.preset == "best" and fp32.key == encoder.weights_key == encoder.key  # type: ignore[attr-defined]
+    assert fp32.preset == "balanced" and fp32.key == f"{encoder.weights_key}+balanced"  # type: ignore[attr-defined]
+    assert encoder.key == encoder.weights_key  # create_encoder: the checkpoint's test_time as stored (best)
+    v6 = load_encoder(
+        "joint-default-v6", device="cpu", options=ServingOptions(quantize="image", cache_dir=tmp_path)
+    )
+    assert v6.quantize == "image" and v6.preset == "best"  # type: ignore[attr-defined]
+    assert v6.key == f"{v6.weights_key}+int8image" and v6.weights_key != encoder.weights_key
+    v6_fp32 = load_encoder("joint-default-v6", device="cpu", options=ServingOptions(runtime="torch"))
+    assert v6_fp32.preset == "best" and v6_fp32.key == v6.weights_key  # type: ignore[attr-defined]
     v5 = load_encoder("joint-default-v5", device="cpu", options=ServingOptions(cache_dir=tmp_path))
     assert v5.quantize == "image" and v5.preset == "balanced"  # type: ignore[attr-defined]
     assert v5.key.endswith("+balanced+int8image") and v5.weights_key != encoder.weights_key

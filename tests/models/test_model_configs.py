@@ -24,6 +24,7 @@ from tests.builders.photos import SHARED, shared_rows
 
 SHIPPED = (
     "joint-default",
+    "joint-default-v6",
     "joint-default-v5",
     "joint-default-v4",
     "joint-flickr8k",
@@ -130,11 +131,11 @@ def test_the_flickr8k_model_keeps_the_key_libraries_were_indexed_with(encoder: E
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["joint-default-v5", "joint-default-v4"])
+@pytest.mark.parametrize("name", ["joint-default-v6", "joint-default-v5", "joint-default-v4"])
 def test_the_previous_defaults_keep_the_key_libraries_were_indexed_with(encoder: Encoder, name: str) -> None:
-    """joint-default-v5 (the Lite0 model) and joint-default-v4 are earlier joint-default files byte for
-    byte: a library one indexed keeps being served (by default until re-indexed, or by naming it) with no
-    re-embedding."""
+    """joint-default-v6 (the Lite1 + MiniLM model), joint-default-v5 (Lite0) and joint-default-v4 are
+    earlier joint-default files byte for byte: a library one indexed keeps being served (by default until
+    re-indexed, or by naming it) with no re-embedding."""
     earlier = create_encoder(name, device="cpu")
     assert_embeds_as_before(earlier, name)
     assert earlier.key.startswith("joint-default@") and earlier.key != encoder.key

@@ -67,7 +67,7 @@ def test_bad_data_sets_are_clear_errors(paths: list[str], weights: list[float] |
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["joint-frozen", "joint-bow-captions", "joint-default"])
+@pytest.mark.parametrize("model", ["joint-frozen", "joint-bow-captions", "joint-default-v6"])
 def test_training_on_two_sets_reports_each_val_set(
     two_sets: tuple[Path, Path], tmp_path: Path, model: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -136,11 +136,11 @@ def test_evaluate_measures_a_test_time_preset(two_sets: tuple[Path, Path], tmp_p
     assert "+fast" in json.loads((tmp_path / "fast.json").read_text())["model"]
     best = runner.invoke(app, [*args, "--preset", "best", "--report", str(tmp_path / "best.json")])
     assert best.exit_code == 0 and "+" not in json.loads((tmp_path / "best.json").read_text())["model"]
-    # as a server serves it in fp32: the checkpoint's own default, which for joint-default is best
+    # as a server serves it in fp32: the checkpoint's own default, which for joint-default is balanced
     served = runner.invoke(app, [*args, "--report", str(tmp_path / "served.json")])
     assert served.exit_code == 0, served.output
     served_key = json.loads((tmp_path / "served.json").read_text())["model"]
-    assert served_key == json.loads((tmp_path / "best.json").read_text())["model"]
+    assert served_key == json.loads((tmp_path / "best.json").read_text())["model"] + "+balanced"
     wrong = runner.invoke(app, [*args, "--preset", "fastest"])
     assert wrong.exit_code == 2 and "unknown preset 'fastest'" in wrong.output
     # the int8 image tower as a CPU server runs it (ONNX Runtime, the shipped calibration)

@@ -50,7 +50,7 @@ def test_presets_embed_differently_and_the_default_as_shipped(preset_encoder: En
         vectors[preset] = encoder.encode_images(photo)[0]
     encoder.apply_preset(None)  # type: ignore[attr-defined]  # the checkpoint's own default (fp32)
     default = default_preset(encoder.model.config, int8=False)  # type: ignore[attr-defined]
-    assert encoder.preset == default == "best"  # type: ignore[attr-defined]
+    assert encoder.preset == default == "balanced"  # type: ignore[attr-defined]
     assert np.allclose(encoder.encode_images(photo)[0], vectors[default], atol=1e-6)
     assert 0.9 < float(vectors["fast"] @ vectors["best"]) < 0.9999  # the same photo, seen another way
 

@@ -86,17 +86,18 @@ def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_partial_finetuning_trains_only_the_top_layers(small_data: Path, tmp_path: Path) -> None:
-    """joint-default: the top image blocks and the text layers train on cached outputs of the rest."""
+    """joint-default-v6 (Lite1 + MiniLM; MPNet's split: tests/models/test_mpnet_tower.py): the top image
+    blocks and the text layers train on cached outputs of the rest."""
     import torch
 
     from models.checkpoint import load_checkpoint
     from models.joint.model import JointModel
 
     # served as trained (tests/models/test_query_bank.py: test-time settings and the bank)
-    data = load_joint_config("joint-default").to_json()
+    data = load_joint_config("joint-default-v6").to_json()
     data["train"]["views"] = ["original", "crop1"]
     del data["test_time"], data["query_bank"]
-    config = JointConfig.parse(data, "joint-default, two views")
+    config = JointConfig.parse(data, "joint-default-v6, two views")
     opts = TrainOptions.from_config(
         config,
         epochs=3,
@@ -190,7 +191,7 @@ def test_training_can_start_from_a_trained_checkpoint(small_data: Path, tmp_path
     assert continued.report.rsum == pytest.approx(first.report.rsum, abs=2.0)
     assert fresh.report.rsum < first.report.rsum - 20  # a fresh start with lr ~0 knows nothing yet
     with pytest.raises(ValueError, match="does not fit this model config"):
-        other = load_joint_config("joint-default")
+        other = load_joint_config("joint-default-v6")
         train_joint(other, small_data, tmp_path / "x.safetensors", again)
 
 
@@ -329,9 +330,9 @@ def test_another_text_tower_can_start_from_a_trained_photo_space(small_data: Pat
 
     from models.errors import InvalidInputError
 
-    shipped = Path("models/checkpoints/joint-default.safetensors")
+    shipped = Path("models/checkpoints/joint-default-v6.safetensors")
     # two text layers tuned, not the shipped six: the text side starts pretrained
-    config, opts = _frozen_run("joint-default", tmp_path, text_layers=2)
+    config, opts = _frozen_run("joint-default-v6", tmp_path, text_layers=2)
     opts.init_image = shipped
     out = tmp_path / "other-text.safetensors"
     train_joint(config, small_data, out, opts)

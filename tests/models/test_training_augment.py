@@ -75,13 +75,13 @@ def test_dropped_words_never_leave_a_caption_empty() -> None:
 
 @pytest.mark.slow
 def test_training_with_hard_negatives_and_token_dropout(tmp_path: Path) -> None:
-    """joint-default's tuned layers on token states, both settings on: the loss falls, the checkpoint
-    records how it was trained."""
+    """joint-default-v6's tuned layers (MiniLM) on token states, both settings on: the loss falls, the
+    checkpoint records how it was trained."""
     data = captioned_subset(tmp_path / "small", train=64, val=16)
-    raw = load_joint_config("joint-default").to_json()
+    raw = load_joint_config("joint-default-v6").to_json()
     raw["train"].update(views=["original"], hard_negatives=1.0, token_dropout=0.2)
     del raw["test_time"], raw["query_bank"]
-    config = JointConfig.parse(raw, "joint-default, augmented")
+    config = JointConfig.parse(raw, "joint-default-v6, augmented")
     opts = TrainOptions.from_config(
         config, epochs=3, batch_size=32, device="cpu", cache_dir=tmp_path / "cache", warmup_epochs=1
     )
