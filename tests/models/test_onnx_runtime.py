@@ -309,7 +309,8 @@ def test_a_cpu_whose_int8_products_saturate_gets_a_7_bit_text_tower(
     """Without VNNI, int8 products are summed in 16 bits and saturate with full-range weights: the dynamic
     int8 text tower is then built with 7-bit weights, in a file of its own, and still ranks as fp32 does
     (MiniLM's, joint-default-v6: the default's MPNet tower is never served so by default, since it loses
-    4-5 R@1 so, and the next test checks that auto keeps it in fp32 on such a CPU)."""
+    4-5 R@1 so: test_the_default_is_served_its_measured_way_on_this_cpu checks that auto keeps it in fp32
+    on such a CPU)."""
     import models.onnx_runtime as runtime
 
     encoder = minilm_encoder
