@@ -26,9 +26,12 @@ SCORE = re.compile(r"^score (-?\d\.\d{3})$")
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterator[tuple[str, Path]]:
-    """The base URL of a server over 12 real captioned photos, and their folder."""
+def site(tmp_path_factory: pytest.TempPathFactory, minilm_encoder: Encoder) -> Iterator[tuple[str, Path]]:
+    """The base URL of a server over 12 real captioned photos, and their folder. The detail view annotates
+    a photo from the model's real caption bank too: the model is joint-default-v6, whose bank embeds in
+    minutes here (tests/conftest.py)."""
     require_chromium()
+    encoder = minilm_encoder
     base = tmp_path_factory.mktemp("web")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PHOTOSEARCH_AUTH__REQUIRED", "false")  # API keys have their own test below
@@ -302,11 +305,13 @@ def test_camera_date_range_folder_and_sort_controls_narrow_and_order_the_grid(
 
 @pytest.fixture(scope="module")
 def two_collection_site(
-    tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
+    tmp_path_factory: pytest.TempPathFactory, minilm_encoder: Encoder
 ) -> Iterator[tuple[str, dict[str, set[int]]]]:
     """A server over two collections: "family" (6 photos with their captions) and "work" (6 other photos,
-    indexed without captions, as a company's library is); its URL and each collection's photo ids."""
+    indexed without captions, as a company's library is); its URL and each collection's photo ids. The
+    model's real caption bank describes the "work" photos: joint-default-v6's, as for `site`."""
     require_chromium()
+    encoder = minilm_encoder
     base = tmp_path_factory.mktemp("web-collections")
     settings = Settings(
         data_dir=base / "data", database_url=f"sqlite:///{base / 'photosearch.db'}", device="cpu"
