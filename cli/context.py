@@ -55,8 +55,9 @@ def open_encoder(
     """The model as the settings serve it; with `sessions`, the model, preset and precision the store's
     vectors were embedded with when the settings leave those to their defaults (stored_model,
     as_stored). indexing:
-    ONNX Runtime's threads yield the cores to the decoding workers when idle instead of spinning."""
-    options = replace(settings.inference.serving_options(), spin=not indexing)
+    ONNX Runtime's threads yield the cores to the decoding workers when idle instead of spinning, and
+    the text tower is exported and opened only if the run embeds captions (the caption bank)."""
+    options = replace(settings.inference.serving_options(), spin=not indexing, lazy_text=indexing)
     name = settings.model if sessions is None else stored_model(settings, sessions)
     encoder = load_encoder(name, settings.checkpoint, settings.device, settings.checkpoint_dirs, options)
     return encoder if sessions is None else as_stored(encoder, options, sessions)

@@ -123,6 +123,7 @@ def ray_source(settings: Settings, encoder: Encoder, address: str, cpus: int) ->
             settings.inference.serving_options(),
             preset=getattr(encoder, "preset", None),
             quantize=getattr(encoder, "quantize", "none"),
+            lazy_text=True,  # replicas embed photos only
         ),
         key=encoder.key,
     )

@@ -36,6 +36,9 @@ class ServingOptions:
     cache_dir: Path | None = None
     threads: int | None = None
     spin: bool = True  # ONNX Runtime's idle threads busy-wait: quicker queries; off for the indexer
+    # the ONNX text tower is exported and opened on its first caption, not at load: the indexer embeds
+    # photos (and captions only when it embeds the caption bank); a server opens it at start-up
+    lazy_text: bool = False
 
     @property
     def follows_store(self) -> bool:
@@ -59,7 +62,9 @@ def serve_encoder(encoder: Encoder, options: ServingOptions) -> Encoder:
             "int8 quantization runs through ONNX Runtime: set the runtime to onnx or auto (CPU)"
         )
     if runtime == "onnx":
-        use_onnx(encoder, options.cache_dir, options.quantize, options.threads, options.spin)
+        use_onnx(
+            encoder, options.cache_dir, options.quantize, options.threads, options.spin, options.lazy_text
+        )
     if hasattr(encoder, "apply_preset"):  # after the precision: the default preset depends on it
         encoder.apply_preset(options.preset)
     log.debug("model %s on %s through %s", encoder.key, encoder.device, runtime)
@@ -122,7 +127,7 @@ def follow_stored(encoder: Encoder, options: ServingOptions, stored: dict[str, i
         encoder.key,
     )
     if onnx:
-        use_onnx(encoder, options.cache_dir, quantize, options.threads, options.spin)
+        use_onnx(encoder, options.cache_dir, quantize, options.threads, options.spin, options.lazy_text)
     if preset is not None:
         encoder.apply_preset(preset)  # type: ignore[attr-defined]
     return encoder

@@ -10,7 +10,10 @@ with a warning; a changed checkpoint gets a new folder, so a stale export is nev
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -76,16 +79,29 @@ def session_options(threads: int | None = None, spin: bool = True) -> object:
 
 @dataclass
 class TowerSession:
-    """One exported tower: its session and the names of its inputs, in the graph's order."""
+    """One exported tower: its session and the names of its inputs, in the graph's order. A lazy one
+    (session None, `opener` set) exports and opens its file on its first run: the indexer's text tower,
+    which embeds no caption unless the run also embeds the caption bank."""
 
     path: Path
-    session: object  # onnxruntime.InferenceSession
+    session: object | None  # onnxruntime.InferenceSession
     inputs: list[str] = field(default_factory=list)
+    opener: Callable[[], TowerSession] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def run(self, *arrays: np.ndarray) -> np.ndarray:
-        feeds = dict(zip(self.inputs, arrays, strict=True))
-        (vectors,) = self.session.run(["vectors"], feeds)  # type: ignore[attr-defined]
+        feeds = dict(zip(self.opened().inputs, arrays, strict=True))
+        (vectors,) = self.session.run(["vectors"], feeds)  # type: ignore[union-attr]
         return np.asarray(vectors, dtype=np.float32)
+
+    def opened(self) -> TowerSession:
+        """This tower with its session open (a lazy one exports and opens its file now)."""
+        with self._lock:
+            if self.session is None:
+                assert self.opener is not None, "a tower session without a session opens lazily"
+                opened = self.opener()
+                self.path, self.inputs, self.session = opened.path, opened.inputs, opened.session
+        return self
 
 
 class OnnxTowers:
@@ -127,17 +143,17 @@ def open_tower(
     threads: int | None = None,
     calibration: Calibration | None = None,
     spin: bool = True,
+    lazy: bool = False,
 ) -> TowerSession:
     """The tower's session, exported (and quantized) first when the cache lacks an intact file.
-    quantized: int8, statically with `calibration`'s activation ranges when given, else dynamically."""
+    quantized: int8, statically with `calibration`'s activation ranges when given, else dynamically.
+    lazy: all that waits for the tower's first run."""
+    if lazy:
+        opener = partial(open_tower, graph, folder, quantized, threads, calibration, spin)
+        return TowerSession(tower_file(graph, folder, quantized, calibration), None, opener=opener)
     plain = folder / f"{graph.name}.onnx"
-    target = plain
-    # 7-bit weights where this CPU's int8 products would saturate (no VNNI), static or dynamic alike;
-    # fp32 opens never ask
+    target = tower_file(graph, folder, quantized, calibration)
     reduce_range = quantized and int8_saturates()
-    if quantized:
-        tag = calibration.file_digest(reduce_range)[:12] if calibration else dynamic_int8_tag(reduce_range)
-        target = folder / f"{graph.name}-int8-{tag}.onnx"
     if _intact(target):
         try:
             return _open(target, threads, spin)
@@ -151,6 +167,17 @@ def open_tower(
     elif quantized:
         quantize_int8(plain, target, reduce_range)
     return _open(target, threads, spin)
+
+
+def tower_file(graph: TowerGraph, folder: Path, quantized: bool, calibration: Calibration | None) -> Path:
+    """Where the tower's (int8) ONNX file is cached: its name says how it was quantized."""
+    if not quantized:
+        return folder / f"{graph.name}.onnx"
+    # 7-bit weights where this CPU's int8 products would saturate (no VNNI), static or dynamic alike;
+    # fp32 opens never ask
+    reduce_range = int8_saturates()
+    tag = calibration.file_digest(reduce_range)[:12] if calibration else dynamic_int8_tag(reduce_range)
+    return folder / f"{graph.name}-int8-{tag}.onnx"
 
 
 def exported(graph: TowerGraph, folder: Path) -> Path:
@@ -215,8 +242,10 @@ def use_onnx(
     quantize: QuantizeName = "none",
     threads: int | None = None,
     spin: bool = True,
+    lazy_text: bool = False,
 ) -> Encoder:
-    """Switch `encoder` (on the CPU) to ONNX Runtime towers, exporting them on first use."""
+    """Switch `encoder` (on the CPU) to ONNX Runtime towers, exporting them on first use (the text
+    tower on its first caption with lazy_text)."""
     if quantize not in QUANTIZE_CHOICES:
         raise InvalidInputError(f"unknown quantize {quantize!r}: use one of {list(QUANTIZE_CHOICES)}")
     if encoder.device.type != "cpu":
@@ -232,6 +261,6 @@ def use_onnx(
             sessions["image"] = open_tower(graph, folder, quantized, threads, calibration, spin)
         else:
             quantized = quantize in ("text", "all")
-            sessions[graph.name] = open_tower(graph, folder, quantized, threads, spin=spin)
+            sessions[graph.name] = open_tower(graph, folder, quantized, threads, spin=spin, lazy=lazy_text)
     encoder.use_sessions(sessions.get("image"), sessions.get("text"), quantize)
     return encoder

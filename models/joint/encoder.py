@@ -119,8 +119,9 @@ class JointEncoder(OnnxTowers, Encoder):
             "token_type_ids": tokens.get("token_type_ids", torch.zeros_like(ids)),
         }
         # the graph's own inputs, in order: an encoder without token types (MPNet) has no such input
-        arrays = [named[name].cpu().numpy().astype(np.int64) for name in self.text_session.inputs]
-        return l2_normalise(torch.from_numpy(self.text_session.run(*arrays)))
+        session = self.text_session.opened()
+        arrays = [named[name].cpu().numpy().astype(np.int64) for name in session.inputs]
+        return l2_normalise(torch.from_numpy(session.run(*arrays)))
 
 
 class JointReranker(Reranker):

@@ -30,18 +30,27 @@ BANK_TEXTS = [
 
 
 def tiny_checkpoint(
-    folder: Path, name: str = "tiny-banked", texts: list[str] | None = None, query_bank: bool = False
+    folder: Path,
+    name: str = "tiny-banked",
+    texts: list[str] | None = None,
+    query_bank: bool = False,
+    minilm: bool = False,
 ) -> Path:
     """An untrained tiny joint checkpoint (seeded, so the same weights each time), and its sidecar
     of `texts` (None: BANK_TEXTS; []: no sidecar). query_bank: give it a query bank of random unit
-    vectors, so that hits are ranked by cosine minus a hubness offset."""
+    vectors, so that hits are ranked by cosine minus a hubness offset. minilm: its text tower is the
+    pretrained MiniLM sentence encoder (frozen; exported to ONNX like a shipped model's) instead of a
+    bag of words over the captions' vocabulary (which stays on PyTorch)."""
     import torch
 
     texts = BANK_TEXTS if texts is None else texts
     torch.manual_seed(0)
-    config = tiny_config("bow").replace(name=name)
-    vocab = build_vocab([*BANK_TEXTS, *texts] * 2)
-    config = config.replace(text_tower=config.text_tower.model_copy(update={"vocab": tuple(vocab)}))
+    if minilm:
+        config = tiny_config("bow", text_tower={"type": "minilm", "max_tokens": 16}).replace(name=name)
+    else:
+        config = tiny_config("bow").replace(name=name)
+        vocab = build_vocab([*BANK_TEXTS, *texts] * 2)
+        config = config.replace(text_tower=config.text_tower.model_copy(update={"vocab": tuple(vocab)}))
     model = JointModel(config).eval()
     path = save_checkpoint(folder / f"{name}.safetensors", config=config, state_dict=model.checkpoint_state())
     if query_bank:

@@ -20,15 +20,20 @@ def test_index_then_annotate_an_uncaptioned_photo_from_the_terminal(
     cli_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PHOTOSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PHOTOSEARCH_INFERENCE__ONNX_CACHE_DIR", str(tmp_path / "onnx"))
     monkeypatch.setenv("PHOTOSEARCH_INDEXER__CAPTION_BANK", "true")  # the default setting
-    model = str(tiny_checkpoint(tmp_path / "model"))
+    model = str(tiny_checkpoint(tmp_path / "model", minilm=True))  # a text tower ONNX Runtime runs
     photos.copy_shared_photos(tmp_path / "photos", "val", 4)
     left = runner.invoke(app, ["index", str(tmp_path / "photos"), "--model", model, "--no-caption-bank"])
     assert left.exit_code == 0 and "embedded now" in left.output, left.output
     assert not list((tmp_path / "cache").glob("caption-banks/*.npz"))  # left to annotation
+    # an index run that embeds no caption never exports or opens the text tower
+    exports = {path.name.split("-")[0].split(".")[0] for path in (tmp_path / "onnx").glob("*/*.onnx")}
+    assert exports == {"image"}
     indexed = runner.invoke(app, ["index", str(tmp_path / "photos"), "--model", model])
     assert indexed.exit_code == 0, indexed.output
     assert len(list((tmp_path / "cache" / "caption-banks").glob("*.npz"))) == 1  # prepared with the index
+    assert list((tmp_path / "onnx").glob("*/text*.onnx"))  # opened for the bank's captions
     table = runner.invoke(app, ["annotate", "1", "-k", "3", "--model", model])
     assert table.exit_code == 0, table.output
     assert "source" in table.output and table.output.count("│ model ") == 3

@@ -15,8 +15,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app
-from models.encoder import Encoder
-from models.inference import ServingOptions, load_encoder
+from models.encoder import Encoder, serving_kept
+from models.inference import ServingOptions, load_encoder, serve_encoder
 from models.int8_calibration import CalibrationError, calibration_path, int8_saturates, read_calibration
 from models.registry import create_encoder
 from tests.builders.photos import SHARED, shared_rows
@@ -198,7 +198,7 @@ def test_the_calibrate_int8_command(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_the_default_preset_follows_the_image_towers_precision(
-    int8_default: Encoder, encoder: Encoder, tmp_path: Path
+    int8_default: Encoder, encoder: Encoder, minilm_encoder: Encoder, tmp_path: Path
 ) -> None:
     """Each checkpoint serves the fastest way within 1 R@1 point of its best fp32 figures (benchmarks/
     MODELS.md). joint-default: 288 px + mirror (balanced) in both precisions (with both towers int8 under
@@ -208,16 +208,19 @@ def test_the_default_preset_follows_the_image_towers_precision(
     pass in fp32. joint-flickr8k (the code's defaults): best in fp32, balanced with the int8 image tower."""
     assert int8_default.quantize == "image" and int8_default.preset == "balanced"  # type: ignore[attr-defined]
     assert int8_default.key == f"{encoder.weights_key}+balanced+int8image"
-    fp32 = load_encoder("joint-default", device="cpu", options=ServingOptions(runtime="torch"))
-    assert fp32.preset == "balanced" and fp32.key == f"{encoder.weights_key}+balanced"  # type: ignore[attr-defined]
     assert encoder.key == encoder.weights_key  # create_encoder: the checkpoint's test_time as stored (best)
+    torch_runtime = ServingOptions(runtime="torch")
+    with serving_kept(encoder):  # the session's encoder, served in PyTorch as load_encoder would
+        fp32 = serve_encoder(encoder, torch_runtime)
+        assert fp32.preset == "balanced" and fp32.key == f"{encoder.weights_key}+balanced"  # type: ignore[attr-defined]
     v6 = load_encoder(
         "joint-default-v6", device="cpu", options=ServingOptions(quantize="image", cache_dir=tmp_path)
     )
     assert v6.quantize == "image" and v6.preset == "best"  # type: ignore[attr-defined]
     assert v6.key == f"{v6.weights_key}+int8image" and v6.weights_key != encoder.weights_key
-    v6_fp32 = load_encoder("joint-default-v6", device="cpu", options=ServingOptions(runtime="torch"))
-    assert v6_fp32.preset == "best" and v6_fp32.key == v6.weights_key  # type: ignore[attr-defined]
+    with serving_kept(minilm_encoder):
+        v6_fp32 = serve_encoder(minilm_encoder, torch_runtime)
+        assert v6_fp32.preset == "best" and v6_fp32.key == v6.weights_key  # type: ignore[attr-defined]
     v5 = load_encoder("joint-default-v5", device="cpu", options=ServingOptions(cache_dir=tmp_path))
     assert v5.quantize == "image" and v5.preset == "balanced"  # type: ignore[attr-defined]
     assert v5.key.endswith("+balanced+int8image") and v5.weights_key != encoder.weights_key

@@ -18,7 +18,7 @@ from models.checkpoint import save_checkpoint
 from models.clip.encoder import random_clip_encoder
 from models.clip.export import save_clip_checkpoint
 from models.clip.tiny import tiny_clip_config
-from models.encoder import Encoder
+from models.encoder import Encoder, serving_kept
 from models.errors import InvalidInputError
 from models.inference import ServingOptions, load_encoder, serve_encoder
 from models.joint.config import ServingConfig
@@ -270,22 +270,24 @@ def test_the_default_is_served_its_measured_way_on_this_cpu(
     from models.int8_calibration import int8_saturates
 
     options = ServingOptions(runtime="onnx", cache_dir=onnx_cache)
-    fp32 = load_encoder("joint-default", device="cpu", options=ServingOptions(runtime="torch"))
-    assert fp32.key == f"{encoder.weights_key}+balanced"
-    if not int8_saturates():
-        served = load_encoder("joint-default", device="cpu", options=options)
-        assert served.quantize == "all" and served.preset == "balanced"  # type: ignore[attr-defined]
-        assert served.key == f"{encoder.weights_key}+balanced+int8all"
-        assert served.text_session.path.name == "text-int8-per-channel-wide-blocks.onnx"  # type: ignore[attr-defined]
-        photos = val_photos(6, skip=40)
-        images = (served.encode_images(photos) * fp32.encode_images(photos)).sum(axis=1)
-        assert float(images.min()) > 0.96
-        captions = [row["captions"][0] for row in shared_rows("val", 48, skip=80)]
-        texts = (served.encode_texts(captions) * fp32.encode_texts(captions)).sum(axis=1)
-        assert float(texts.min()) > 0.98 and float(texts.mean()) > 0.99
+    with serving_kept(encoder):  # the session's encoder, served in PyTorch as load_encoder would
+        fp32 = serve_encoder(encoder, ServingOptions(runtime="torch"))
+        assert fp32.key == f"{encoder.weights_key}+balanced"
+        if not int8_saturates():
+            served = load_encoder("joint-default", device="cpu", options=options)
+            assert served.quantize == "all" and served.preset == "balanced"  # type: ignore[attr-defined]
+            assert served.key == f"{encoder.weights_key}+balanced+int8all"
+            assert served.text_session.path.name == "text-int8-per-channel-wide-blocks.onnx"  # type: ignore[attr-defined]
+            photos = val_photos(6, skip=40)
+            images = (served.encode_images(photos) * fp32.encode_images(photos)).sum(axis=1)
+            assert float(images.min()) > 0.96
+            captions = [row["captions"][0] for row in shared_rows("val", 48, skip=80)]
+            texts = (served.encode_texts(captions) * fp32.encode_texts(captions)).sum(axis=1)
+            assert float(texts.min()) > 0.98 and float(texts.mean()) > 0.99
+        fp32_key = fp32.key
     monkeypatch.setattr(runtime, "int8_saturates", lambda: True)
     without_vnni = load_encoder("joint-default", device="cpu", options=options)
-    assert without_vnni.quantize == "none" and without_vnni.key == fp32.key  # type: ignore[attr-defined]
+    assert without_vnni.quantize == "none" and without_vnni.key == fp32_key  # type: ignore[attr-defined]
 
 
 def test_the_block_wise_quantizer_leaves_the_processes_logging_as_it_was() -> None:
